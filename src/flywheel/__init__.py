@@ -1,0 +1,46 @@
+"""flywheel: run machine-learning projects the way the best teams do.
+
+Scope a project in ``flywheel.yaml``, measure baselines before anything else,
+optimize one metric under explicit constraints, and keep every number as
+evidence: with the data fingerprint, split and objective that produced it.
+
+>>> import flywheel
+>>> sorted(flywheel.__all__) == flywheel.__all__
+True
+"""
+
+from flywheel._version import __version__
+from flywheel.data import Dataset, Split, load_dataset, split_dataset
+from flywheel.errors import DataError, FlywheelError, ModelError, ProjectError, StoreError
+from flywheel.evaluate import Evaluation, evaluate
+from flywheel.models import Candidate
+from flywheel.objective import Objective, Ranking, Verdict
+from flywheel.pipeline import RunResult, run
+from flywheel.project import Project, load_project, parse_project
+from flywheel.store import Store, open_store
+
+__all__ = [
+    "Candidate",
+    "DataError",
+    "Dataset",
+    "Evaluation",
+    "FlywheelError",
+    "ModelError",
+    "Objective",
+    "Project",
+    "ProjectError",
+    "Ranking",
+    "RunResult",
+    "Split",
+    "Store",
+    "StoreError",
+    "Verdict",
+    "__version__",
+    "evaluate",
+    "load_dataset",
+    "load_project",
+    "open_store",
+    "parse_project",
+    "run",
+    "split_dataset",
+]

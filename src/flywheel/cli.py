@@ -1,0 +1,256 @@
+"""The ``flywheel`` command line: every command is a thin call into one module.
+
+Errors a user can fix print one line on stderr and exit with code 2; anything
+else is an internal error, printed as one line with exit code 1 (set
+``FLYWHEEL_DEBUG=1`` to see the traceback). A traceback is never the answer to
+bad input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from flywheel._version import __version__
+from flywheel.errors import FlywheelError
+
+__all__ = [
+    "app",
+    "main",
+]
+
+app = typer.Typer(
+    name="flywheel",
+    help="Run ML projects the way the best teams do: baselines first, one metric, evidence.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    try:
+        yield
+    except FlywheelError as exc:
+        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        if os.environ.get("FLYWHEEL_DEBUG"):
+            raise
+        line = (str(exc).strip().splitlines() or [""])[0]
+        err.print(
+            f"internal error: {type(exc).__name__}: {line} (set FLYWHEEL_DEBUG=1 for the "
+            "traceback, and please report it)",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"flywheel {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """flywheel: scope, baselines, one metric, and the data loop."""
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.{digits}f}" if abs(value) < 1e4 else f"{value:.4g}"
+
+
+def _leaderboard(result: Any) -> Table:
+    metric = result.objective.optimize.name
+    sel = result.ranking.selection_split
+    room = max(0, (out.width - 80) // 14)  # extra metric columns only when the terminal is wide
+    others = [m for m in result.metrics if m != metric][:room]
+    table = Table(title=f"{result.project} · optimizing {metric} · ranked on {sel}", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("model")
+    table.add_column("role")
+    table.add_column(f"{metric} ({sel})", justify="right")
+    table.add_column(f"{metric} (test)", justify="right")
+    for m in others:
+        table.add_column(m, justify="right")
+    table.add_column("p95 ms", justify="right")
+    table.add_column("constraints")
+    by_name = {e.name: e for e in result.evaluations}
+    for s in result.ranking.standings:
+        e = by_name[s.name]
+        if s.feasible:
+            status = "[green]ok[/]"
+        elif s.feasible is None:
+            status = "[yellow]" + ", ".join(v.metric for v in s.violations) + " not measured[/]"
+        else:
+            status = "[red]" + "; ".join(v.describe() for v in s.violations) + "[/]"
+        style = "bold" if s.name == result.ranking.best else None
+        table.add_row(
+            str(s.rank),
+            s.name,
+            s.role,
+            _fmt(s.value),
+            _fmt(s.test_value),
+            *[_fmt(e.value(m, sel)) for m in others],
+            _fmt(e.systems.get("latency_p95_ms"), 2),
+            status,
+            style=style,
+        )
+    for d in result.declared:
+        table.add_row(
+            "",
+            d["name"],
+            f"[magenta]{d['kind']}[/]",
+            "",
+            _fmt(d["values"].get(metric)),
+            *[_fmt(d["values"].get(m)) for m in others],
+            "",
+            "[magenta]declared[/]",
+        )
+    return table
+
+
+def _print_result(result: Any) -> None:
+    out.print(_leaderboard(result))
+    for e in result.evaluations:
+        if not e.ok:
+            out.print(f"[red]failed[/] {e.name}: {e.error}", soft_wrap=True)
+    colour = {"pass": "green", "fail": "red", "inconclusive": "yellow"}[result.verdict.status]
+    out.print(f"[{colour}]{result.verdict.status.upper()}[/] {result.verdict.reason}", soft_wrap=True)
+    out.print(
+        f"data {result.data['fingerprint']} · split {result.split['fingerprint']} · run {result.run_id}"
+    )
+    if result.report_path:
+        out.print(f"report: {result.report_path}", soft_wrap=True)
+
+
+def _run_with_progress(path: Path, *, quiet: bool) -> Any:
+    from flywheel.pipeline import run as run_job
+
+    if quiet or not err.is_terminal:
+        return run_job(path)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("loading data", total=None)
+
+        def progress(stage: str, step: int, total: int) -> None:
+            bar.update(task, description=stage, completed=step, total=total)
+
+        return run_job(path, progress=progress)
+
+
+@app.command()
+def run(
+    path: Annotated[Path, typer.Argument(help="Project file, or the folder holding flywheel.yaml.")] = Path(
+        "."
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+) -> None:
+    """Evaluate the baselines and candidate models, rank them, store the run and write the report."""
+    with _user_errors():
+        result = _run_with_progress(path, quiet=as_json)
+        if as_json:
+            sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+        else:
+            _print_result(result)
+
+
+@app.command()
+def runs(
+    path: Annotated[Path, typer.Argument(help="Project file or folder.")] = Path("."),
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many runs.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
+) -> None:
+    """List the project's run history, newest first."""
+    from flywheel.project import load_project
+    from flywheel.store import open_store
+
+    with _user_errors():
+        project = load_project(path)
+        db_file = project.store_dir / "flywheel.db"
+        rows: list[dict[str, Any]] = []
+        if db_file.exists():
+            store = open_store(db_file, create=False)
+            try:
+                rows = store.list_runs(limit)
+            finally:
+                store.close()
+        if as_json:
+            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+            return
+        if not rows:
+            out.print("no runs yet; start one with `flywheel run`")
+            return
+        table = Table(title=f"{project.project} · runs", title_justify="left")
+        for col in ("run (UTC time)", "best", "value", "verdict", "data"):
+            table.add_column(col, justify="right" if col == "value" else "left", no_wrap=col != "best")
+        for r in rows:
+            table.add_row(
+                r["id"],
+                r["best_model"] or "—",
+                f"{r['optimize']} {_fmt(r['best_value'])}",
+                r["verdict"],
+                r["data_fingerprint"],
+            )
+        out.print(table)
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="Where to write flywheel.yaml.")] = Path("."),
+    from_csv: Annotated[Path | None, typer.Option("--from-csv", help="A CSV to describe.")] = None,
+    target: Annotated[str | None, typer.Option(help="The CSV's target column.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing flywheel.yaml.")] = False,
+) -> None:
+    """Write a commented flywheel.yaml (filled in from a CSV with --from-csv and --target)."""
+    from flywheel.scaffold import write_init
+
+    with _user_errors():
+        path = write_init(folder, csv=from_csv, target=target, force=force)
+        out.print(f"wrote {path}; edit it, then run `flywheel run {folder}`", soft_wrap=True)
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Option("--dir", help="Where to write the demo project.")] = Path(
+        "flywheel-demo"
+    ),
+) -> None:
+    """Write a demo project (handwritten digits on parcels) and run it."""
+    from flywheel.scaffold import write_demo
+
+    with _user_errors():
+        path = write_demo(folder)
+        out.print(f"demo project written to {path}", soft_wrap=True)
+        _print_result(_run_with_progress(path, quiet=False))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

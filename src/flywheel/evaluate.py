@@ -1,0 +1,196 @@
+"""Evaluate any candidate (fitted model, rule, predictions file) into an :class:`Evaluation`.
+
+Every candidate is fitted on train only and scored on valid and test through the
+metric registry, so a baseline, a user's model and a vendor's predictions are
+judged by exactly the same code. A candidate that raises is reported with its
+reason and the run goes on; it never reports metrics of zero for a failure.
+Warnings raised while fitting (a solver that did not converge) are kept as
+notes on the evaluation rather than lost in the terminal.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flywheel.data import Dataset, Split
+from flywheel.metrics import compute_metrics
+from flywheel.models import PROBA_PREFIX, Candidate
+from flywheel.systems import measure_latency, serialized_size_mb
+
+__all__ = [
+    "Evaluation",
+    "SPLITS",
+    "evaluate",
+    "scored_splits",
+]
+
+SPLITS = ("valid", "test")
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """One candidate's results: metrics per split, systems metrics, or why it failed."""
+
+    name: str
+    role: str
+    kind: str
+    description: str
+    metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    systems: dict[str, float] = field(default_factory=dict)
+    n_rows: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    notes: tuple[str, ...] = ()
+    predictions: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the candidate produced predictions."""
+        return self.error is None
+
+    def value(self, metric: str, split: str) -> float | None:
+        """A metric's value on a split, or ``None`` when absent."""
+        return self.metrics.get(split, {}).get(metric)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (predictions left out)."""
+        return {
+            "name": self.name,
+            "role": self.role,
+            "kind": self.kind,
+            "description": self.description,
+            "metrics": self.metrics,
+            "systems": self.systems,
+            "n_rows": self.n_rows,
+            "error": self.error,
+            "notes": list(self.notes),
+        }
+
+
+def scored_splits(split: Split) -> dict[str, np.ndarray]:
+    """The splits candidates are scored on (valid is skipped when empty)."""
+    parts = {"valid": split.valid, "test": split.test}
+    return {k: v for k, v in parts.items() if len(v)}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _aligned_proba(model: Any, rows: pd.DataFrame, classes: tuple[Any, ...]) -> np.ndarray | None:
+    if not hasattr(model, "predict_proba"):
+        return None
+    try:
+        raw = np.asarray(model.predict_proba(rows), dtype=float)
+    except (AttributeError, NotImplementedError):
+        return None
+    model_classes = list(getattr(model, "classes_", classes))
+    out = np.zeros((len(rows), len(classes)))
+    for j, c in enumerate(model_classes):
+        if c in classes:
+            out[:, classes.index(c)] = raw[:, j]
+    return out
+
+
+def _as_labels(values: Any, ds: Dataset, n: int, who: str) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.shape != (n,):
+        raise ValueError(f"{who} returned shape {arr.shape}; expected ({n},)")
+    if ds.classes is None:
+        return arr.astype(float)
+    by_text = {str(c): c for c in ds.classes}
+    out = []
+    for v in arr.tolist():
+        if str(v) not in by_text:
+            raise ValueError(f"{who} returned {v!r}, which is not a class of the target")
+        out.append(by_text[str(v)])
+    return np.asarray(out, dtype=ds.y.dtype)
+
+
+class _RuleModel:
+    """A rule behind the ``predict`` interface, so latency is measured the same way."""
+
+    def __init__(self, rule: Any, ds: Dataset) -> None:
+        self.rule, self.ds = rule, ds
+
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        return _as_labels(self.rule(rows), self.ds, len(rows), "the rule")
+
+
+def _predict_all(
+    cand: Candidate, ds: Dataset, split: Split, parts: dict[str, np.ndarray]
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray | None]], dict[str, float]]:
+    systems: dict[str, float] = {}
+    out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    if cand.table is not None:
+        for name, idx in parts.items():
+            rows = cand.table.loc[idx]
+            proba_cols = [c for c in rows.columns if c.startswith(PROBA_PREFIX)]
+            out[name] = (rows["prediction"].to_numpy(), rows[proba_cols].to_numpy() if proba_cols else None)
+        return out, systems
+    features = ds.frame.drop(columns=[ds.target]) if cand.rule is not None else ds.X
+    if cand.rule is not None:
+        model: Any = _RuleModel(cand.rule, ds)
+    else:
+        assert cand.make is not None
+        model = cand.make()
+        start = time.perf_counter()
+        model.fit(ds.X.iloc[split.train], ds.y[split.train])
+        systems["fit_time_s"] = time.perf_counter() - start
+        systems["size_mb"] = serialized_size_mb(model)
+    for name, idx in parts.items():
+        rows = features.iloc[idx]
+        pred = (
+            model.predict(rows)
+            if cand.rule is not None
+            else _as_labels(model.predict(rows), ds, len(idx), cand.name)
+        )
+        proba = _aligned_proba(model, rows, ds.classes) if ds.classes is not None else None
+        out[name] = (pred, proba)
+    sample = features.iloc[split.valid if len(split.valid) else split.test]
+    systems.update(measure_latency(model, sample))
+    return out, systems
+
+
+def evaluate(cand: Candidate, ds: Dataset, split: Split, metrics: Sequence[str]) -> Evaluation:
+    """Fit (when needed), predict valid and test, and compute ``metrics`` on each."""
+    parts = scored_splits(split)
+    base: dict[str, Any] = {
+        "name": cand.name,
+        "role": cand.role,
+        "kind": cand.kind,
+        "description": cand.description,
+        "n_rows": {k: len(v) for k, v in parts.items()},
+    }
+    classes = np.asarray(ds.classes if ds.classes is not None else [], dtype=object)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            predicted, systems = _predict_all(cand, ds, split, parts)
+            scores = {
+                name: compute_metrics(
+                    metrics,
+                    ds.y[parts[name]],
+                    pred,
+                    proba,
+                    classes.astype(ds.y.dtype) if len(classes) else classes,
+                )
+                for name, (pred, proba) in predicted.items()
+            }
+        except Exception as exc:  # a failing candidate is reported, never fatal to the run
+            return Evaluation(**base, error=_one_line(exc))
+    notes = tuple(dict.fromkeys(f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught))
+    return Evaluation(
+        **base,
+        metrics=scores,
+        systems=systems,
+        notes=notes,
+        predictions={k: v[0] for k, v in predicted.items()},
+    )

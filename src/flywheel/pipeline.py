@@ -1,0 +1,202 @@
+"""The main job, ``flywheel run``: project -> data -> split -> ladder + candidates -> ranking.
+
+Each stage is a plain function over typed values (see DESIGN.md's data flow);
+this module only wires them. Everything that can be wrong with the user's input
+(the project file, the data, import paths, prediction files, the store's
+version) is checked *before* the first model is fitted and before anything is
+written, so a bad input costs seconds and never changes what is stored.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flywheel._version import __version__
+from flywheel.data import Dataset, Split, load_dataset, split_dataset
+from flywheel.evaluate import Evaluation, evaluate
+from flywheel.ladder import build_ladder, declared_baselines
+from flywheel.models import Candidate, resolve_candidates
+from flywheel.objective import Objective, Ranking, Verdict, judge, make_objective, rank
+from flywheel.project import Project, load_project
+from flywheel.store import Store, open_store
+
+__all__ = [
+    "Plan",
+    "Progress",
+    "RunResult",
+    "default_metrics",
+    "plan",
+    "run",
+]
+
+# Called with (stage description, step index, total steps) as the job advances.
+Progress = Callable[[str, int, int], None]
+
+_DEFAULT_METRICS = {
+    "binary": ["accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss"],
+    "multiclass": ["accuracy", "balanced_accuracy", "f1_macro", "log_loss"],
+    "regression": ["rmse", "mae", "r2"],
+}
+
+
+def default_metrics(task: str, objective: Objective) -> list[str]:
+    """The objective's metrics first, then the task's usual ones, without repeats."""
+    return list(dict.fromkeys([*objective.quality_metrics(), *_DEFAULT_METRICS[task]]))
+
+
+@dataclass(frozen=True, eq=False)
+class RunResult:
+    """Everything one run measured, with the fingerprints that produced it."""
+
+    run_id: str
+    project: str
+    started_at: datetime
+    finished_at: datetime
+    flywheel_version: str
+    data: dict[str, Any]
+    split: dict[str, Any]
+    objective: Objective
+    metrics: list[str]
+    evaluations: list[Evaluation]
+    ranking: Ranking
+    verdict: Verdict
+    declared: list[dict[str, Any]]
+    report_path: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def evaluation(self, name: str) -> Evaluation:
+        """The evaluation of the model called ``name``."""
+        return next(e for e in self.evaluations if e.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view of the whole result."""
+        return {
+            "run_id": self.run_id,
+            "project": self.project,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(),
+            "flywheel_version": self.flywheel_version,
+            "data": self.data,
+            "split": self.split,
+            "objective": self.objective.to_dict(),
+            "metrics": self.metrics,
+            "evaluations": [e.to_dict() for e in self.evaluations],
+            "ranking": self.ranking.to_dict(),
+            "verdict": self.verdict.to_dict(),
+            "declared": self.declared,
+            "report_path": str(self.report_path) if self.report_path else None,
+            "notes": self.notes,
+        }
+
+
+def _new_run_id(now: datetime) -> str:
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def _where(project: Project) -> str:
+    try:
+        return os.path.relpath(project.path)
+    except ValueError:
+        return str(project.path)
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """Everything checked and resolved before the first fit."""
+
+    project: Project
+    dataset: Dataset
+    split: Split
+    objective: Objective
+    candidates: list[Candidate]
+
+
+def plan(project: Project) -> Plan:
+    """Every check that needs no fitting: data, split, objective against the task, imports."""
+    where = _where(project)
+    ds = load_dataset(project.data, project.root, where=where)
+    split = split_dataset(ds, project.data.split, where=where)
+    objective = make_objective(project.objective, ds.task, project.objective_fingerprint(), where)
+    needed = np.concatenate([split.valid, split.test])
+    candidates = build_ladder(project, ds, where) + resolve_candidates(project, ds, needed, where)
+    return Plan(project, ds, split, objective, candidates)
+
+
+def run(
+    project: Project | str | os.PathLike[str] = ".",
+    *,
+    store: Store | None = None,
+    save: bool = True,
+    report: bool = True,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Run the main job: evaluate the ladder and the candidates, rank, judge, store, report.
+
+    Parameters
+    ----------
+    project
+        A loaded :class:`Project` or the path of a project file or folder.
+    store
+        An open store; by default the project's ``.flywheel/`` store.
+    save, report
+        Whether to write the run to the store and the HTML report to disk.
+    progress
+        Called as each stage starts, for a progress display.
+
+    Raises
+    ------
+    FlywheelError
+        For any mistake in the inputs, before anything is fitted or written.
+    """
+    proj = project if isinstance(project, Project) else load_project(project)
+    started = datetime.now(UTC)
+    plan_ = plan(proj)
+    own_store = store is None and save
+    db = open_store(proj.store_dir) if own_store else store  # version-checked before any fitting
+    try:
+        metrics = default_metrics(plan_.dataset.task, plan_.objective)
+        total = len(plan_.candidates)
+        evaluations = []
+        for i, cand in enumerate(plan_.candidates):
+            if progress:
+                progress(f"{cand.role} {cand.name}", i, total)
+            evaluations.append(evaluate(cand, plan_.dataset, plan_.split, metrics))
+        if progress:
+            progress("ranking", total, total)
+        selection = "valid" if len(plan_.split.valid) else "test"
+        ranking = rank(evaluations, plan_.objective, selection)
+        notes = [] if selection == "valid" else ["no valid split: models are ranked on test"]
+        result = RunResult(
+            run_id=_new_run_id(started),
+            project=proj.project,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            flywheel_version=__version__,
+            data=plan_.dataset.summary(),
+            split=plan_.split.summary(),
+            objective=plan_.objective,
+            metrics=metrics,
+            evaluations=evaluations,
+            ranking=ranking,
+            verdict=judge(ranking, plan_.objective),
+            declared=declared_baselines(proj),
+            notes=notes,
+        )
+        if report:
+            from flywheel.report import write_report
+
+            result = replace(result, report_path=write_report(result, proj.store_dir / "reports"))
+        if db is not None and save:
+            db.save_run(result)
+        return result
+    finally:
+        if own_store and db is not None:
+            db.close()

@@ -1,0 +1,319 @@
+"""The store: run history and evaluations in SQLite (default) via SQLAlchemy 2.
+
+The store lives at ``.flywheel/flywheel.db`` next to the project file, in WAL
+mode so a server and the CLI can read while one writes. It is a sink and a
+source of history, never a channel between stages.
+
+The schema is versioned from day one in a ``meta`` table. A fresh store is
+created at the current version; an older one is migrated forward step by step,
+in one transaction; a store written by a *newer* flywheel is refused with a
+clear error before anything is written, so an old binary never corrupts it.
+Later features add their tables (registry, prediction log, feedback, review
+queue) as new migrations.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from flywheel.errors import StoreError
+
+if TYPE_CHECKING:
+    from flywheel.pipeline import RunResult
+
+__all__ = [
+    "DB_NAME",
+    "EvaluationRow",
+    "RunRow",
+    "SCHEMA_VERSION",
+    "ScoreRow",
+    "Store",
+    "open_store",
+]
+
+DB_NAME = "flywheel.db"
+SCHEMA_VERSION = 1
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the store's tables."""
+
+
+class Meta(Base):
+    """Key-value facts about the store itself, such as ``schema_version``."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class RunRow(Base):
+    """One execution of the main job."""
+
+    __tablename__ = "runs"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    project: Mapped[str] = mapped_column(String(64), index=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))
+    flywheel_version: Mapped[str] = mapped_column(String(32))
+    data_fingerprint: Mapped[str] = mapped_column(String(32), index=True)
+    split_fingerprint: Mapped[str] = mapped_column(String(32))
+    objective_version: Mapped[str] = mapped_column(String(32))
+    optimize_metric: Mapped[str] = mapped_column(String(64))
+    best_model: Mapped[str | None] = mapped_column(String(64))
+    best_value: Mapped[float | None] = mapped_column(Float)
+    verdict: Mapped[str] = mapped_column(String(16))
+    report_path: Mapped[str | None] = mapped_column(Text)
+    result_json: Mapped[str] = mapped_column(Text)
+    evaluations: Mapped[list[EvaluationRow]] = relationship(
+        back_populates="run", cascade="all, delete-orphan"
+    )
+
+
+class EvaluationRow(Base):
+    """One candidate evaluated in one run."""
+
+    __tablename__ = "evaluations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    model: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(Text, default="")
+    data_fingerprint: Mapped[str] = mapped_column(String(32))
+    split_fingerprint: Mapped[str] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    notes_json: Mapped[str] = mapped_column(Text, default="[]")
+    run: Mapped[RunRow] = relationship(back_populates="evaluations")
+    scores: Mapped[list[ScoreRow]] = relationship(back_populates="evaluation", cascade="all, delete-orphan")
+
+
+class ScoreRow(Base):
+    """A metric value on a split (``valid``, ``test``) or a systems metric (split ``systems``).
+
+    ``lower``/``upper`` hold the confidence interval when one was computed.
+    """
+
+    __tablename__ = "scores"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    evaluation_id: Mapped[int] = mapped_column(ForeignKey("evaluations.id", ondelete="CASCADE"), index=True)
+    split: Mapped[str] = mapped_column(String(16))
+    metric: Mapped[str] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float)
+    lower: Mapped[float | None] = mapped_column(Float)
+    upper: Mapped[float | None] = mapped_column(Float)
+    evaluation: Mapped[EvaluationRow] = relationship(back_populates="scores")
+
+
+# Migration N brings a store from version N-1 to N. Version 1 is the first schema,
+# created whole; later versions append a function here.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+class Store:
+    """An opened, version-checked store. Use :func:`open_store` to get one."""
+
+    def __init__(self, engine: Engine, location: str) -> None:
+        self.engine = engine
+        self.location = location
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session committed on success and rolled back on error."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the store."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(text("SELECT value FROM meta WHERE key='schema_version'")).scalar_one())
+
+    def save_run(self, result: RunResult) -> None:
+        """Write a run and all its evaluations in one transaction."""
+        best = result.ranking.best
+        best_value = next((s.value for s in result.ranking.standings if s.name == best), None)
+        row = RunRow(
+            id=result.run_id,
+            project=result.project,
+            started_at=result.started_at,
+            finished_at=result.finished_at,
+            status="ok",
+            flywheel_version=result.flywheel_version,
+            data_fingerprint=result.data["fingerprint"],
+            split_fingerprint=result.split["fingerprint"],
+            objective_version=result.objective.version,
+            optimize_metric=result.objective.optimize.name,
+            best_model=best,
+            best_value=best_value,
+            verdict=result.verdict.status,
+            report_path=str(result.report_path) if result.report_path else None,
+            result_json=json.dumps(result.to_dict(), default=str),
+        )
+        for ev in result.evaluations:
+            er = EvaluationRow(
+                model=ev.name,
+                role=ev.role,
+                kind=ev.kind,
+                description=ev.description,
+                data_fingerprint=result.data["fingerprint"],
+                split_fingerprint=result.split["fingerprint"],
+                error=ev.error,
+                notes_json=json.dumps(list(ev.notes)),
+            )
+            for split, values in ev.metrics.items():
+                er.scores.extend(ScoreRow(split=split, metric=m, value=v) for m, v in values.items())
+            er.scores.extend(ScoreRow(split="systems", metric=m, value=v) for m, v in ev.systems.items())
+            row.evaluations.append(er)
+        with self.session() as s:
+            s.add(row)
+
+    def set_report_path(self, run_id: str, path: Path) -> None:
+        """Record where a run's report was written."""
+        with self.session() as s:
+            run = s.get(RunRow, run_id)
+            if run is not None:
+                run.report_path = str(path)
+
+    def list_runs(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first, as plain dicts."""
+        query = select(RunRow).order_by(RunRow.started_at.desc(), RunRow.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self.session() as s:
+            return [
+                {
+                    "id": r.id,
+                    "project": r.project,
+                    "started_at": r.started_at.isoformat(),
+                    "data_fingerprint": r.data_fingerprint,
+                    "split_fingerprint": r.split_fingerprint,
+                    "objective_version": r.objective_version,
+                    "optimize": r.optimize_metric,
+                    "best_model": r.best_model,
+                    "best_value": r.best_value,
+                    "verdict": r.verdict,
+                    "report_path": r.report_path,
+                }
+                for r in s.scalars(query)
+            ]
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """A stored run's full result, or ``None``."""
+        with self.session() as s:
+            run = s.get(RunRow, run_id)
+            return None if run is None else dict(json.loads(run.result_json))
+
+    def count(self, table: type[Base]) -> int:
+        """Rows in one of the store's tables (for checks and tests)."""
+        from sqlalchemy import func
+
+        with self.session() as s:
+            return int(s.scalar(select(func.count()).select_from(table)) or 0)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+
+def _prepare(engine: Engine, location: str, create: bool) -> None:
+    tables = set(inspect(engine).get_table_names())
+    if not tables:
+        if not create:
+            raise StoreError(f"{location}: no flywheel store here yet; run `flywheel run` first")
+        with engine.begin() as conn:
+            Base.metadata.create_all(conn)
+            conn.execute(
+                text("INSERT INTO meta(key, value) VALUES ('schema_version', :v)"), {"v": str(SCHEMA_VERSION)}
+            )
+        return
+    if "meta" not in tables:
+        raise StoreError(
+            f"{location}: is not a flywheel store (no meta table); move it aside or pick another path"
+        )
+    with engine.connect() as conn:
+        raw = conn.execute(text("SELECT value FROM meta WHERE key='schema_version'")).scalar_one_or_none()
+    version = int(raw) if raw is not None and str(raw).isdigit() else None
+    if version is None:
+        raise StoreError(f"{location}: has no valid schema_version; it is not a store flywheel can read")
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{location}: was written by a newer flywheel (store schema v{version}); this flywheel "
+            f"reads up to v{SCHEMA_VERSION}. Upgrade flywheel (pip install -U ml-flywheel)"
+        )
+    if version < SCHEMA_VERSION:
+        with engine.begin() as conn:
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[step](conn)
+            conn.execute(
+                text("UPDATE meta SET value=:v WHERE key='schema_version'"), {"v": str(SCHEMA_VERSION)}
+            )
+
+
+def open_store(location: str | Path, *, create: bool = True) -> Store:
+    """Open (and create or migrate) the store at a folder, a ``.db`` file or a database URL.
+
+    A folder means ``<folder>/flywheel.db``. URLs (``postgresql+psycopg://…``)
+    are passed to SQLAlchemy as they are.
+
+    Raises
+    ------
+    StoreError
+        When the store was written by a newer flywheel, or is not a flywheel store.
+    """
+    text_loc = str(location)
+    if "://" in text_loc:
+        url, shown = text_loc, text_loc.split("@")[-1]
+    else:
+        path = Path(location)
+        if path.suffix != ".db":
+            path = path / DB_NAME
+        if not create and not path.exists():
+            raise StoreError(f"{path}: no flywheel store here yet; run `flywheel run` first")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url, shown = f"sqlite:///{path}", str(path)
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        _prepare(engine, shown, create)
+    except (OperationalError, DatabaseError) as exc:
+        engine.dispose()
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+        raise StoreError(f"{shown}: cannot be opened as a flywheel store: {reason}") from None
+    except StoreError:
+        engine.dispose()
+        raise
+    return Store(engine, shown)

@@ -1,0 +1,61 @@
+"""Helpers the tests share: small projects and data they write themselves."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FLYWHEEL = Path(sys.executable).parent / "flywheel"
+
+IRIS_PROJECT = """\
+project: iris-test
+problem: Tell iris species apart.
+data:
+  source: builtin:iris
+  target: species
+  split: {test: 0.25, valid: 0.25, seed: 3}
+objective:
+  optimize: accuracy
+  target: 0.9
+"""
+
+
+def write_project(folder: Path, text: str) -> Path:
+    """Write a project file (dedented) into ``folder`` and return its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "flywheel.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def tabular_frame(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    """A small mixed-type classification table: numbers, a category, free text, an id."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=n)
+    x2 = rng.normal(size=n)
+    colour = rng.choice(["red", "green", "blue"], size=n)
+    words = np.array(
+        [
+            "great product works well",
+            "terrible broke after a day",
+            "fine but a bit slow today",
+            "excellent value for money here",
+        ]
+    )
+    text = words[rng.integers(0, len(words), size=n)]
+    logit = 1.5 * x1 - x2 + (colour == "red")
+    label = np.where(logit + rng.normal(scale=0.5, size=n) > 0, "yes", "no")
+    return pd.DataFrame(
+        {
+            "id": [f"r{i:04d}" for i in range(n)],
+            "x1": x1,
+            "x2": x2,
+            "colour": colour,
+            "review": text,
+            "label": label,
+        }
+    )

@@ -1,0 +1,114 @@
+"""The objective: ranking under constraints and the verdict against the target."""
+
+from __future__ import annotations
+
+import pytest
+
+from flywheel.errors import ProjectError
+from flywheel.evaluate import Evaluation
+from flywheel.objective import judge, make_objective, rank
+from flywheel.project import ObjectiveSpec
+
+
+def ev(
+    name: str, valid: float | None, test: float | None, metric: str = "accuracy", **systems: float
+) -> Evaluation:
+    return Evaluation(
+        name,
+        "candidate",
+        "estimator",
+        "",
+        metrics={"valid": {metric: valid}, "test": {metric: test}},
+        systems=dict(systems),
+    )
+
+
+def obj(**kw: object):  # type: ignore[no-untyped-def]
+    return make_objective(ObjectiveSpec.model_validate({"optimize": "accuracy", **kw}), "binary", "v1")
+
+
+def test_ranks_by_the_optimized_metric_on_the_selection_split() -> None:
+    r = rank([ev("a", 0.8, 0.9), ev("b", 0.85, 0.7), ev("c", 0.6, 0.99)], obj(), "valid")
+    assert [s.name for s in r.standings] == ["b", "a", "c"]
+    assert [s.rank for s in r.standings] == [1, 2, 3]
+    assert r.best == "b"
+
+
+def test_lower_is_better_metrics_rank_ascending() -> None:
+    o = make_objective(ObjectiveSpec(optimize="rmse"), "regression", "v1")
+    r = rank([ev("a", 3.0, 3.0, "rmse"), ev("b", 2.0, 2.5, "rmse")], o, "valid")
+    assert r.best == "b"
+
+
+def test_infeasible_models_are_listed_last_with_their_violations() -> None:
+    o = obj(constraints={"latency_p95_ms": {"max": 2}, "size_mb": {"max": 10}})
+    r = rank(
+        [
+            ev("fast", 0.8, 0.8, latency_p95_ms=1.0, size_mb=1.0),
+            ev("slow", 0.95, 0.95, latency_p95_ms=5.0, size_mb=1.0),
+            ev("file", 0.9, 0.9),
+        ],
+        o,
+        "valid",
+    )
+    assert [s.name for s in r.standings] == ["fast", "file", "slow"]
+    assert r.best == "fast"
+    slow = r.standings[2]
+    assert slow.feasible is False
+    assert slow.violations[0].describe() == "latency_p95_ms 5 > max 2 (by 3)"
+    assert r.standings[1].feasible is None
+
+
+def test_quality_constraints_are_checked_on_the_selection_split() -> None:
+    o = obj(constraints={"recall_macro": {"min": 0.7}})
+    good = Evaluation(
+        "g",
+        "candidate",
+        "estimator",
+        "",
+        metrics={"valid": {"accuracy": 0.8, "recall_macro": 0.75}, "test": {"accuracy": 0.8}},
+    )
+    bad = Evaluation(
+        "b",
+        "candidate",
+        "estimator",
+        "",
+        metrics={"valid": {"accuracy": 0.9, "recall_macro": 0.5}, "test": {"accuracy": 0.9}},
+    )
+    r = rank([good, bad], o, "valid")
+    assert r.best == "g"
+    assert r.standings[1].violations[0].describe() == "recall_macro 0.5 < min 0.7 (by 0.2)"
+
+
+def test_failed_evaluations_are_not_ranked() -> None:
+    failed = Evaluation("x", "candidate", "estimator", "", error="RuntimeError: no")
+    r = rank([failed, ev("a", 0.5, 0.5)], obj(), "valid")
+    assert [s.name for s in r.standings] == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("target", "test_value", "status"),
+    [(0.9, 0.95, "pass"), (0.9, 0.9, "pass"), (0.9, 0.85, "fail"), (None, 0.85, "inconclusive")],
+)
+def test_verdict(target: float | None, test_value: float, status: str) -> None:
+    o = obj() if target is None else obj(target=target)
+    v = judge(rank([ev("a", 0.9, test_value)], o, "valid"), o)
+    assert v.status == status
+    assert v.model == "a"
+
+
+def test_verdict_without_feasible_model_is_inconclusive() -> None:
+    o = obj(target=0.5, constraints={"size_mb": {"max": 1}})
+    v = judge(rank([ev("a", 0.9, 0.9, size_mb=5.0)], o, "valid"), o)
+    assert v.status == "inconclusive" and v.reason == "no model satisfies every constraint"
+
+
+def test_metric_must_fit_the_task() -> None:
+    with pytest.raises(ProjectError, match=r"objective\.optimize 'r2' does not apply to a binary target"):
+        make_objective(ObjectiveSpec(optimize="r2"), "binary", "v1")
+    with pytest.raises(ProjectError, match=r"objective\.constraints\.rmse 'rmse' does not apply"):
+        make_objective(
+            ObjectiveSpec.model_validate({"optimize": "accuracy", "constraints": {"rmse": {"max": 1}}}),
+            "binary",
+            "v1",
+        )

@@ -1,0 +1,97 @@
+"""The store: round trip, schema versioning, refusing stores it cannot read."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from flywheel import store as store_mod
+from flywheel.errors import StoreError
+from flywheel.pipeline import run
+from flywheel.store import SCHEMA_VERSION, EvaluationRow, RunRow, ScoreRow, open_store
+
+
+def test_fresh_store_is_wal_and_versioned(tmp_path: Path) -> None:
+    s = open_store(tmp_path)
+    assert s.schema_version() == SCHEMA_VERSION
+    s.close()
+    con = sqlite3.connect(tmp_path / "flywheel.db")
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    con.close()
+
+
+def test_run_round_trip(iris_project: Path, tmp_path: Path) -> None:
+    s = open_store(tmp_path / "store")
+    result = run(iris_project, store=s, report=False)
+    assert s.count(RunRow) == 1
+    assert s.count(EvaluationRow) == len(result.evaluations)
+    assert s.count(ScoreRow) > 0
+    [row] = s.list_runs()
+    assert row["id"] == result.run_id
+    assert row["data_fingerprint"] == result.data["fingerprint"]
+    assert row["best_model"] == result.ranking.best
+    stored = s.get_run(result.run_id)
+    assert stored is not None
+    assert stored["ranking"] == result.to_dict()["ranking"]
+    assert s.get_run("nope") is None
+    s.close()
+
+
+def test_newer_store_is_refused_and_left_alone(tmp_path: Path) -> None:
+    open_store(tmp_path).close()
+    db = tmp_path / "flywheel.db"
+    con = sqlite3.connect(db)
+    con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION + 1),))
+    con.commit()
+    con.close()
+    before = db.read_bytes()
+    with pytest.raises(StoreError, match=f"newer flywheel \\(store schema v{SCHEMA_VERSION + 1}\\)"):
+        open_store(tmp_path)
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION + 1)
+    con.close()
+    assert len(db.read_bytes()) == len(before)
+
+
+def test_foreign_database_is_refused(tmp_path: Path) -> None:
+    con = sqlite3.connect(tmp_path / "flywheel.db")
+    con.execute("CREATE TABLE other (x INTEGER)")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="is not a flywheel store"):
+        open_store(tmp_path)
+
+
+def test_not_a_database_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "flywheel.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="cannot be opened as a flywheel store"):
+        open_store(tmp_path)
+
+
+def test_older_store_is_migrated_forward(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    open_store(tmp_path).close()
+    applied: list[int] = []
+
+    def add_column(conn: object) -> None:
+        from sqlalchemy import text
+
+        conn.execute(text("ALTER TABLE runs ADD COLUMN extra TEXT"))  # type: ignore[attr-defined]
+        applied.append(SCHEMA_VERSION + 1)
+
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(store_mod.MIGRATIONS, SCHEMA_VERSION + 1, add_column)
+    s = open_store(tmp_path)
+    assert applied == [SCHEMA_VERSION + 1]
+    assert s.schema_version() == SCHEMA_VERSION + 1
+    s.close()
+    con = sqlite3.connect(tmp_path / "flywheel.db")
+    assert "extra" in [r[1] for r in con.execute("PRAGMA table_info(runs)")]
+    con.close()
+
+
+def test_missing_store_is_not_created_for_reading(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no flywheel store here yet"):
+        open_store(tmp_path / "flywheel.db", create=False)
+    assert not (tmp_path / "flywheel.db").exists()
