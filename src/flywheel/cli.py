@@ -86,51 +86,73 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if abs(value) < 1e4 else f"{value:.4g}"
 
 
+def _interval(bounds: tuple[float, float] | None) -> str:
+    return "" if bounds is None else f"{bounds[0]:.3f}-{bounds[1]:.3f}"
+
+
+def _versus_best(standing: Any, best: str | None) -> str:
+    """How the best model compares with this one on the same rows (paired bootstrap)."""
+    if standing.name == best:
+        return "best"
+    if standing.versus_best is None:
+        return ""
+    return "[yellow]≈[/]" if not standing.distinguishable else "[dim]<[/]"
+
+
+def _constraint_status(s: Any) -> str:
+    if s.feasible:
+        return "[green]ok[/]"
+    if s.feasible is None:
+        return "[yellow]" + ", ".join(v.metric for v in s.violations) + " not measured[/]"
+    return "[red]" + "; ".join(v.describe() for v in s.violations) + "[/]"
+
+
 def _leaderboard(result: Any) -> Table:
+    """Models by rank; columns beyond the essentials appear as the terminal gets wider."""
     metric = result.objective.optimize.name
     sel = result.ranking.selection_split
-    room = max(0, (out.width - 80) // 14)  # extra metric columns only when the terminal is wide
-    others = [m for m in result.metrics if m != metric][:room]
+    wide = out.width >= 110
+    others = [m for m in result.metrics if m != metric][: max(0, (out.width - 130) // 14)]
     table = Table(title=f"{result.project} · optimizing {metric} · ranked on {sel}", title_justify="left")
     table.add_column("#", justify="right")
-    table.add_column("model")
-    table.add_column("role")
-    table.add_column(f"{metric} ({sel})", justify="right")
-    table.add_column(f"{metric} (test)", justify="right")
+    table.add_column("model", no_wrap=True)
+    table.add_column(sel, justify="right")
+    table.add_column("95% CI", justify="right", no_wrap=True)
+    table.add_column("vs best", no_wrap=True)
+    table.add_column("test", justify="right")
     for m in others:
         table.add_column(m, justify="right")
-    table.add_column("p95 ms", justify="right")
+    if wide:
+        table.add_column("role")
+        table.add_column("p95 ms", justify="right")
     table.add_column("constraints")
     by_name = {e.name: e for e in result.evaluations}
     for s in result.ranking.standings:
         e = by_name[s.name]
-        if s.feasible:
-            status = "[green]ok[/]"
-        elif s.feasible is None:
-            status = "[yellow]" + ", ".join(v.metric for v in s.violations) + " not measured[/]"
-        else:
-            status = "[red]" + "; ".join(v.describe() for v in s.violations) + "[/]"
-        style = "bold" if s.name == result.ranking.best else None
+        extra = [s.role, _fmt(e.systems.get("latency_p95_ms"), 2)] if wide else []
         table.add_row(
             str(s.rank),
             s.name,
-            s.role,
             _fmt(s.value),
+            _interval(s.interval),
+            _versus_best(s, result.ranking.best),
             _fmt(s.test_value),
             *[_fmt(e.value(m, sel)) for m in others],
-            _fmt(e.systems.get("latency_p95_ms"), 2),
-            status,
-            style=style,
+            *extra,
+            _constraint_status(s),
+            style="bold" if s.name == result.ranking.best else ("dim" if s.role == "baseline" else None),
         )
     for d in result.declared:
+        extra = [d["kind"], ""] if wide else []
         table.add_row(
             "",
-            d["name"],
-            f"[magenta]{d['kind']}[/]",
+            f"[magenta]{d['name']}[/]",
+            "",
+            "",
             "",
             _fmt(d["values"].get(metric)),
             *[_fmt(d["values"].get(m)) for m in others],
-            "",
+            *extra,
             "[magenta]declared[/]",
         )
     return table
@@ -138,6 +160,12 @@ def _leaderboard(result: Any) -> Table:
 
 def _print_result(result: Any) -> None:
     out.print(_leaderboard(result))
+    if any(s.versus_best is not None for s in result.ranking.standings):
+        out.print(
+            "[dim]vs best: ≈ not distinguishable from the best on the same rows, < worse "
+            "(paired bootstrap, 95%)[/]",
+            soft_wrap=True,
+        )
     for e in result.evaluations:
         if not e.ok:
             out.print(f"[red]failed[/] {e.name}: {e.error}", soft_wrap=True)

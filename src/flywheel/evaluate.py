@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 
 from flywheel.data import Dataset, Split
-from flywheel.metrics import compute_metrics
+from flywheel.metrics import Estimate, compare, get_metric, score
 from flywheel.models import PROBA_PREFIX, Candidate
 from flywheel.systems import measure_latency, serialized_size_mb
 
 __all__ = [
     "Evaluation",
     "SPLITS",
+    "compare_evaluations",
     "evaluate",
     "scored_splits",
 ]
@@ -47,7 +48,9 @@ class Evaluation:
     n_rows: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     notes: tuple[str, ...] = ()
+    intervals: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
     predictions: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    scores: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -58,6 +61,10 @@ class Evaluation:
         """A metric's value on a split, or ``None`` when absent."""
         return self.metrics.get(split, {}).get(metric)
 
+    def interval(self, metric: str, split: str) -> tuple[float, float] | None:
+        """A metric's confidence interval on a split, or ``None`` when there is none."""
+        return self.intervals.get(split, {}).get(metric)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (predictions left out)."""
         return {
@@ -66,6 +73,7 @@ class Evaluation:
             "kind": self.kind,
             "description": self.description,
             "metrics": self.metrics,
+            "intervals": {k: {m: list(b) for m, b in v.items()} for k, v in self.intervals.items()},
             "systems": self.systems,
             "n_rows": self.n_rows,
             "error": self.error,
@@ -159,8 +167,53 @@ def _predict_all(
     return out, systems
 
 
-def evaluate(cand: Candidate, ds: Dataset, split: Split, metrics: Sequence[str]) -> Evaluation:
-    """Fit (when needed), predict valid and test, and compute ``metrics`` on each."""
+def _score_split(
+    ds: Dataset,
+    rows: np.ndarray,
+    pred: np.ndarray,
+    proba: np.ndarray | None,
+    metrics: Sequence[str],
+    n_resamples: int,
+    seed: int,
+) -> tuple[dict[str, float | None], dict[str, tuple[float, float]], list[str]]:
+    """Metrics with intervals on one split; a metric undefined here is None with a note, never fatal."""
+    classes = None if ds.classes is None else np.asarray(ds.classes)
+    usable = [m for m in metrics if proba is not None or get_metric(m).needs == "labels"]
+    values: dict[str, float | None] = dict.fromkeys(metrics)
+    intervals: dict[str, tuple[float, float]] = {}
+    notes: list[str] = []
+    estimates: dict[str, Estimate] = {}
+    try:
+        estimates = dict(
+            score(ds.y[rows], pred, proba, usable, classes=classes, n_resamples=n_resamples, seed=seed)
+        )
+    except ValueError:
+        for name in usable:  # find which metric is undefined on these rows, keep the others
+            try:
+                estimates.update(
+                    score(
+                        ds.y[rows], pred, proba, [name], classes=classes, n_resamples=n_resamples, seed=seed
+                    )
+                )
+            except ValueError as exc:
+                notes.append(f"{name}: {exc}")
+    for name, est in estimates.items():
+        values[name] = est.value
+        if est.low is not None and est.high is not None:
+            intervals[name] = (est.low, est.high)
+    return values, intervals, notes
+
+
+def evaluate(
+    cand: Candidate,
+    ds: Dataset,
+    split: Split,
+    metrics: Sequence[str],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> Evaluation:
+    """Fit (when needed), predict valid and test, and compute ``metrics`` with intervals on each."""
     parts = scored_splits(split)
     base: dict[str, Any] = {
         "name": cand.name,
@@ -169,28 +222,55 @@ def evaluate(cand: Candidate, ds: Dataset, split: Split, metrics: Sequence[str])
         "description": cand.description,
         "n_rows": {k: len(v) for k, v in parts.items()},
     }
-    classes = np.asarray(ds.classes if ds.classes is not None else [], dtype=object)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             predicted, systems = _predict_all(cand, ds, split, parts)
-            scores = {
-                name: compute_metrics(
-                    metrics,
-                    ds.y[parts[name]],
-                    pred,
-                    proba,
-                    classes.astype(ds.y.dtype) if len(classes) else classes,
-                )
-                for name, (pred, proba) in predicted.items()
-            }
         except Exception as exc:  # a failing candidate is reported, never fatal to the run
             return Evaluation(**base, error=_one_line(exc))
-    notes = tuple(dict.fromkeys(f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught))
+    values: dict[str, dict[str, float | None]] = {}
+    intervals: dict[str, dict[str, tuple[float, float]]] = {}
+    notes = list(dict.fromkeys(f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught))
+    for name, (pred, proba) in predicted.items():
+        # The same seed on every candidate: models scored on the same rows share their resamples.
+        values[name], intervals[name], split_notes = _score_split(
+            ds, parts[name], pred, proba, metrics, n_resamples, seed
+        )
+        notes += [f"{name}: {n}" for n in split_notes]
     return Evaluation(
         **base,
-        metrics=scores,
+        metrics=values,
+        intervals=intervals,
         systems=systems,
-        notes=notes,
+        notes=tuple(notes),
         predictions={k: v[0] for k, v in predicted.items()},
+        scores={k: v[1] for k, v in predicted.items()},
     )
+
+
+def compare_evaluations(
+    a: Evaluation,
+    b: Evaluation,
+    ds: Dataset,
+    split: Split,
+    split_name: str,
+    metric: str,
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any] | None:
+    """Paired comparison of A with B on one split's rows; ``None`` when it cannot be made."""
+    rows = scored_splits(split).get(split_name)
+    if rows is None or split_name not in a.predictions or split_name not in b.predictions:
+        return None
+    needs_scores = get_metric(metric).needs == "scores"
+    left = a.scores.get(split_name) if needs_scores else a.predictions[split_name]
+    right = b.scores.get(split_name) if needs_scores else b.predictions[split_name]
+    if left is None or right is None:
+        return None
+    classes = None if ds.classes is None else np.asarray(ds.classes)
+    try:
+        comp = compare(ds.y[rows], left, right, metric, classes=classes, n_resamples=n_resamples, seed=seed)
+    except ValueError:
+        return None
+    return comp.to_dict()

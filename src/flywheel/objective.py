@@ -11,12 +11,12 @@ target.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from flywheel.errors import ProjectError
 from flywheel.evaluate import Evaluation
-from flywheel.metrics import METRICS, Metric, metric_names
+from flywheel.metrics import MetricRef, is_metric, metric_names, parse_metric
 from flywheel.project import PROJECT_FILE, Bound, ObjectiveSpec
 from flywheel.systems import SYSTEMS_METRICS
 
@@ -26,6 +26,7 @@ __all__ = [
     "Standing",
     "Verdict",
     "Violation",
+    "distinguish",
     "judge",
     "make_objective",
     "rank",
@@ -36,7 +37,7 @@ __all__ = [
 class Objective:
     """The optimized metric, the success target and the constraints, checked against the task."""
 
-    optimize: Metric
+    optimize: MetricRef
     target: float | None
     constraints: dict[str, Bound]
     version: str
@@ -53,7 +54,7 @@ class Objective:
     def quality_metrics(self) -> list[str]:
         """Quality metrics the objective needs computed: optimize first, then constrained ones."""
         return [self.optimize.name] + [
-            m for m in self.constraints if m in METRICS and m != self.optimize.name
+            m for m in self.constraints if is_metric(m) and m != self.optimize.name
         ]
 
     def to_dict(self) -> dict[str, Any]:
@@ -67,21 +68,38 @@ class Objective:
         }
 
 
-def make_objective(spec: ObjectiveSpec, task: str, version: str, where: str = PROJECT_FILE) -> Objective:
-    """Check the objective's metrics against the task and build an :class:`Objective`."""
-    allowed = metric_names(task)
-    for field_name, name in [("objective.optimize", spec.optimize)] + [
-        (f"objective.constraints.{m}", m) for m in spec.constraints if m in METRICS
-    ]:
-        if name not in allowed:
+def make_objective(
+    spec: ObjectiveSpec,
+    task: str,
+    version: str,
+    where: str = PROJECT_FILE,
+    classes: Sequence[Any] | None = None,
+) -> Objective:
+    """Check the objective's metrics against the task (and classes) and build an :class:`Objective`."""
+    names = [("objective.optimize", spec.optimize)] + [
+        (f"objective.constraints.{m}", m) for m in spec.constraints if is_metric(m)
+    ]
+    known = [str(c) for c in classes] if classes is not None else None
+    for field_name, name in names:
+        ref = parse_metric(name)
+        if not ref.applies_to(task):
             raise ProjectError(
                 f"{where}: {field_name} {name!r} does not apply to a {task} target; "
-                f"allowed: {', '.join(allowed)}"
+                f"allowed: {', '.join(metric_names(task))}"
             )
-    metric = METRICS[spec.optimize]
+        if ref.metric.name in ("precision", "recall", "f1") and ref.class_label is None and task != "binary":
+            raise ProjectError(
+                f"{where}: {field_name} {name!r} is for binary targets; use {name}_macro or {name}[class=...]"
+            )
+        if ref.class_label is not None and known is not None and ref.class_label not in known:
+            raise ProjectError(
+                f"{where}: {field_name} {name!r} names class {ref.class_label!r}, which the target "
+                f"does not have; classes: {', '.join(known[:10])}"
+            )
+    metric = parse_metric(spec.optimize)
     if spec.target is not None and not metric.lower <= spec.target <= metric.upper:
         raise ProjectError(
-            f"{where}: objective.target must lie in [{metric.lower}, {metric.upper}] for "
+            f"{where}: objective.target must lie in [{metric.lower:g}, {metric.upper:g}] for "
             f"{metric.name}; got {spec.target}"
         )
     return Objective(metric, spec.target, dict(spec.constraints), version)
@@ -116,6 +134,12 @@ class Standing:
     feasible: bool | None  # None: a constraint could not be checked
     violations: tuple[Violation, ...] = ()
     rank: int | None = None
+    interval: tuple[float, float] | None = None
+    test_interval: tuple[float, float] | None = None
+    # Against the best model on the selection split: the paired comparison, and whether the
+    # best is distinguishably better (None for the best itself or when it could not be compared).
+    versus_best: dict[str, Any] | None = None
+    distinguishable: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -124,9 +148,13 @@ class Standing:
             "role": self.role,
             "rank": self.rank,
             "value": self.value,
+            "interval": list(self.interval) if self.interval else None,
             "test_value": self.test_value,
+            "test_interval": list(self.test_interval) if self.test_interval else None,
             "feasible": self.feasible,
             "violations": [v.describe() for v in self.violations],
+            "versus_best": self.versus_best,
+            "distinguishable": self.distinguishable,
         }
 
 
@@ -189,13 +217,16 @@ def _standing(ev: Evaluation, obj: Objective, split: str) -> Standing:
             )
     broken = any(v.value is not None for v in violations)
     feasible = False if broken else (None if unknown else True)
+    name = obj.optimize.name
     return Standing(
         ev.name,
         ev.role,
-        ev.value(obj.optimize.name, split),
-        ev.value(obj.optimize.name, "test"),
+        ev.value(name, split),
+        ev.value(name, "test"),
         feasible,
         tuple(violations),
+        interval=ev.interval(name, split),
+        test_interval=ev.interval(name, "test"),
     )
 
 
@@ -212,26 +243,59 @@ def rank(evaluations: Sequence[Evaluation], obj: Objective, selection_split: str
     standings.sort(
         key=lambda s: (group[s.feasible], s.value is None, sign * s.value if s.value is not None else 0.0)
     )
-    ranked = tuple(
-        Standing(s.name, s.role, s.value, s.test_value, s.feasible, s.violations, i + 1)
-        for i, s in enumerate(standings)
-    )
+    ranked = tuple(replace(s, rank=i + 1) for i, s in enumerate(standings))
     best = next((s.name for s in ranked if s.feasible and s.value is not None), None)
     return Ranking(ranked, selection_split, best)
 
 
+def distinguish(ranking: Ranking, comparisons: dict[str, dict[str, Any]]) -> Ranking:
+    """Attach each model's paired comparison with the best (``verdict`` better/worse/inconclusive).
+
+    ``comparisons[name]`` compares the best model (A) with ``name`` (B); the best is
+    distinguishably better only when that verdict is ``better``.
+    """
+    out = []
+    for s in ranking.standings:
+        comp = comparisons.get(s.name)
+        if comp is None:
+            out.append(s)
+        else:
+            out.append(replace(s, versus_best=comp, distinguishable=comp["verdict"] == "better"))
+    return replace(ranking, standings=tuple(out))
+
+
 def judge(ranking: Ranking, obj: Objective) -> Verdict:
-    """Pass or fail the best model's test score against the target."""
+    """The best model's test score against the target, with its interval.
+
+    Pass when the whole interval reaches the target, fail when none of it does,
+    inconclusive when the target lies inside the interval (more test rows would
+    decide). Without an interval the point value decides.
+    """
     if ranking.best is None:
         return Verdict("inconclusive", "no model satisfies every constraint")
     best = next(s for s in ranking.standings if s.name == ranking.best)
+    metric = obj.optimize.name
     if obj.target is None:
         return Verdict(
             "inconclusive", "no success target declared (objective.target)", best.name, best.test_value
         )
     if best.test_value is None:
-        return Verdict("inconclusive", f"{obj.optimize.name} could not be computed on test", best.name)
-    ok = obj.meets_target(best.test_value)
+        return Verdict("inconclusive", f"{metric} could not be computed on test", best.name)
+    shown = f"{best.test_value:.4f}"
+    if best.test_interval is not None:
+        low, high = best.test_interval
+        shown += f" [{low:.4f}, {high:.4f}]"
+        ends = [obj.meets_target(low), obj.meets_target(high)]
+        if all(ends) or not any(ends):
+            ok = all(ends)
+        else:
+            reason = (
+                f"{best.name}: test {metric} {shown} contains the target {obj.target:g}; "
+                "more test rows would decide"
+            )
+            return Verdict("inconclusive", reason, best.name, best.test_value, obj.target)
+    else:
+        ok = obj.meets_target(best.test_value)
     op = (">=" if ok else "<") if obj.optimize.greater_is_better else ("<=" if ok else ">")
-    reason = f"{best.name}: test {obj.optimize.name} {best.test_value:.4f} {op} target {obj.target:g}"
+    reason = f"{best.name}: test {metric} {shown} {op} target {obj.target:g}"
     return Verdict("pass" if ok else "fail", reason, best.name, best.test_value, obj.target)

@@ -21,10 +21,10 @@ import numpy as np
 
 from flywheel._version import __version__
 from flywheel.data import Dataset, Split, load_dataset, split_dataset
-from flywheel.evaluate import Evaluation, evaluate
+from flywheel.evaluate import Evaluation, compare_evaluations, evaluate
 from flywheel.ladder import build_ladder, declared_baselines
 from flywheel.models import Candidate, resolve_candidates
-from flywheel.objective import Objective, Ranking, Verdict, judge, make_objective, rank
+from flywheel.objective import Objective, Ranking, Verdict, distinguish, judge, make_objective, rank
 from flywheel.project import Project, load_project
 from flywheel.store import Store, open_store
 
@@ -124,10 +124,35 @@ def plan(project: Project) -> Plan:
     where = _where(project)
     ds = load_dataset(project.data, project.root, where=where)
     split = split_dataset(ds, project.data.split, where=where)
-    objective = make_objective(project.objective, ds.task, project.objective_fingerprint(), where)
+    objective = make_objective(
+        project.objective, ds.task, project.objective_fingerprint(), where, classes=ds.classes
+    )
     needed = np.concatenate([split.valid, split.test])
     candidates = build_ladder(project, ds, where) + resolve_candidates(project, ds, needed, where)
     return Plan(project, ds, split, objective, candidates)
+
+
+def _with_comparisons(ranking: Ranking, evaluations: list[Evaluation], plan_: Plan) -> Ranking:
+    """Compare the best model with every other ranked model on the same rows."""
+    if ranking.best is None:
+        return ranking
+    by_name = {e.name: e for e in evaluations}
+    best = by_name[ranking.best]
+    comparisons = {}
+    for standing in ranking.standings:
+        if standing.name == ranking.best:
+            continue
+        comp = compare_evaluations(
+            best,
+            by_name[standing.name],
+            plan_.dataset,
+            plan_.split,
+            ranking.selection_split,
+            plan_.objective.optimize.name,
+        )
+        if comp is not None:
+            comparisons[standing.name] = comp
+    return distinguish(ranking, comparisons)
 
 
 def run(
@@ -172,7 +197,7 @@ def run(
         if progress:
             progress("ranking", total, total)
         selection = "valid" if len(plan_.split.valid) else "test"
-        ranking = rank(evaluations, plan_.objective, selection)
+        ranking = _with_comparisons(rank(evaluations, plan_.objective, selection), evaluations, plan_)
         notes = [] if selection == "valid" else ["no valid split: models are ranked on test"]
         result = RunResult(
             run_id=_new_run_id(started),

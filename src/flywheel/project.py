@@ -31,7 +31,7 @@ from pydantic import (
 )
 
 from flywheel.errors import ProjectError
-from flywheel.metrics import metric_names
+from flywheel.metrics import is_metric, metric_names
 from flywheel.systems import SYSTEMS_METRICS
 
 __all__ = [
@@ -188,10 +188,15 @@ class Bound(_Strict):
         return 0.0
 
 
+_PARAMETRIZED = "precision[class=C], recall[class=C], f1[class=C], pinball[q=Q]"
+
+
 def _check_quality_metric(name: str) -> str:
     names = metric_names()
-    if name not in names:
-        raise ValueError(f"must be one of {_one_of(names)}; got {name!r}{_hint(name, names)}")
+    if not is_metric(name):
+        raise ValueError(
+            f"must be one of {_one_of(names)} or {_PARAMETRIZED}; got {name!r}{_hint(name, names)}"
+        )
     return name
 
 
@@ -212,7 +217,7 @@ class ObjectiveSpec(_Strict):
     def _known_constraints(cls, v: dict[str, Bound]) -> dict[str, Bound]:
         allowed = metric_names() + sorted(SYSTEMS_METRICS)
         for name in v:
-            if name not in allowed:
+            if not is_metric(name) and name not in SYSTEMS_METRICS:
                 raise ValueError(
                     f"names an unknown metric; allowed: {_one_of(allowed, 40)}; "
                     f"got {name!r}{_hint(name, allowed)}"
@@ -221,15 +226,14 @@ class ObjectiveSpec(_Strict):
 
     def metrics(self) -> list[str]:
         """Quality metrics the objective names (optimize first, then constrained ones)."""
-        quality = set(metric_names())
-        return [self.optimize] + [m for m in self.constraints if m in quality and m != self.optimize]
+        return [self.optimize] + [m for m in self.constraints if is_metric(m) and m != self.optimize]
 
 
 def _metric_values(values: dict[str, Any], fields: list[str]) -> dict[str, float]:
     names = metric_names()
     out: dict[str, float] = {}
     for key, value in values.items():
-        if key not in names:
+        if not is_metric(str(key)):
             raise ValueError(
                 f"has an unknown field {key!r}; allowed: {', '.join(fields)} or a metric "
                 f"({_one_of(names)}){_hint(str(key), names + fields)}"

@@ -1,21 +1,41 @@
-"""The metric engine: a registry of metrics and their computation."""
+"""The metric engine: exact metrics, bootstrap intervals and paired comparisons.
 
+>>> from flywheel.metrics import score
+>>> score([0, 1, 1, 0], [0, 1, 0, 0], metrics=["accuracy"], n_resamples=0)["accuracy"].value
+0.75
+"""
+
+from flywheel.metrics._accumulate import Accumulator
+from flywheel.metrics._confusion import ConfusionAccumulator
+from flywheel.metrics._engine import Comparison, Estimate, Scores, compare, prepare, score
 from flywheel.metrics._registry import (
     CLASSIFICATION,
     METRICS,
     REGRESSION,
     Metric,
-    compute_metrics,
+    MetricRef,
     get_metric,
+    is_metric,
     metric_names,
+    parse_metric,
 )
 
 __all__ = [
+    "Accumulator",
     "CLASSIFICATION",
+    "Comparison",
+    "ConfusionAccumulator",
+    "Estimate",
     "METRICS",
     "Metric",
+    "MetricRef",
     "REGRESSION",
-    "compute_metrics",
+    "Scores",
+    "compare",
     "get_metric",
+    "is_metric",
     "metric_names",
+    "parse_metric",
+    "prepare",
+    "score",
 ]

@@ -1,45 +1,44 @@
 """The metric registry: one place that says what each metric is.
 
-The project-file validation, the objective and the evaluation all read this
-registry, so a metric name is accepted in ``flywheel.yaml`` exactly when flywheel
-can compute it. Each entry records the tasks it applies to, whether higher is
-better, whether it needs hard labels or class scores, and its range.
+The project-file validation, the objective and the engine all read this
+registry, so a metric name is accepted in ``flywheel.yaml`` exactly when
+flywheel can compute it. Each entry records the tasks it applies to, whether
+higher is better, whether it needs hard labels or class scores, its range, and
+the family of sufficient statistics it is computed from.
 
-The values are computed here with scikit-learn's reference implementations;
-the metric engine (sufficient statistics, bootstrap intervals) replaces the
-``compute`` functions without changing the registry's shape.
+Names follow scikit-learn's where one exists (``*_score`` style names drop the
+suffix; ``*_error``/``*_loss`` are lower-is-better). Two kinds take a
+parameter in brackets: per-class ``precision[class=7]``, ``recall[class=7]``,
+``f1[class=7]``, and the pinball loss at a quantile, ``pinball[q=0.9]``.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Sequence
+import re
 from dataclasses import dataclass
 from typing import Literal
-
-import numpy as np
-from sklearn import metrics as skm
 
 __all__ = [
     "CLASSIFICATION",
     "METRICS",
     "Metric",
+    "MetricRef",
     "REGRESSION",
-    "compute_metrics",
     "get_metric",
+    "is_metric",
     "metric_names",
+    "parse_metric",
 ]
 
 CLASSIFICATION = frozenset({"binary", "multiclass"})
 REGRESSION = frozenset({"regression"})
-
-# compute(y_true, y_pred, proba, classes) -> float; proba columns follow `classes`.
-ComputeFn = Callable[[np.ndarray, np.ndarray, "np.ndarray | None", np.ndarray], float]
+BINARY = frozenset({"binary"})
+Family = Literal["confusion", "ranking", "proba", "regression"]
 
 
 @dataclass(frozen=True)
 class Metric:
-    """A registered metric: name, direction, needs, range and how to compute it."""
+    """A registered metric: name, tasks, direction, needs, range and statistics family."""
 
     name: str
     tasks: frozenset[str]
@@ -47,7 +46,7 @@ class Metric:
     needs: Literal["labels", "scores"]
     lower: float
     upper: float
-    compute: ComputeFn
+    family: Family
     description: str
 
     @property
@@ -60,52 +59,33 @@ class Metric:
         return task in self.tasks
 
 
-def _labels(fn: Callable[..., float], **kwargs: object) -> ComputeFn:
-    def compute(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, classes: np.ndarray) -> float:
-        return float(fn(y, pred, **kwargs))
+@dataclass(frozen=True)
+class MetricRef:
+    """A metric as named by the user: the registered metric plus its bracket parameter."""
 
-    return compute
+    name: str
+    metric: Metric
+    class_label: str | None = None
+    q: float | None = None
 
+    @property
+    def greater_is_better(self) -> bool:
+        """Direction of the underlying metric."""
+        return self.metric.greater_is_better
 
-def _averaged(fn: Callable[..., float], average: str) -> ComputeFn:
-    def compute(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, classes: np.ndarray) -> float:
-        return float(fn(y, pred, labels=classes, average=average, zero_division=0))
+    @property
+    def lower(self) -> float:
+        """Lowest possible value."""
+        return self.metric.lower
 
-    return compute
+    @property
+    def upper(self) -> float:
+        """Highest possible value."""
+        return self.metric.upper
 
-
-def _roc_auc(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, classes: np.ndarray) -> float:
-    assert proba is not None
-    if len(classes) == 2:
-        return float(skm.roc_auc_score(y == classes[1], proba[:, 1]))
-    return float(skm.roc_auc_score(y, proba, labels=classes, multi_class="ovr", average="macro"))
-
-
-def _average_precision(
-    y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, classes: np.ndarray
-) -> float:
-    assert proba is not None
-    if len(classes) == 2:
-        return float(skm.average_precision_score(y == classes[1], proba[:, 1]))
-    onehot = (y[:, None] == classes[None, :]).astype(int)
-    return float(skm.average_precision_score(onehot, proba, average="macro"))
-
-
-def _log_loss(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, classes: np.ndarray) -> float:
-    assert proba is not None
-    return float(skm.log_loss(y, proba, labels=classes))
-
-
-def _brier(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, classes: np.ndarray) -> float:
-    assert proba is not None
-    if len(classes) == 2:
-        return float(skm.brier_score_loss(y == classes[1], proba[:, 1]))
-    onehot = (y[:, None] == classes[None, :]).astype(float)
-    return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
-
-
-def _rmse(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, classes: np.ndarray) -> float:
-    return float(np.sqrt(skm.mean_squared_error(y, pred)))
+    def applies_to(self, task: str) -> bool:
+        """Whether the metric is defined for ``task``."""
+        return self.metric.applies_to(task)
 
 
 _INF = float("inf")
@@ -113,106 +93,142 @@ _INF = float("inf")
 
 def _build() -> dict[str, Metric]:
     c, r = CLASSIFICATION, REGRESSION
+
+    def m(
+        name: str,
+        tasks: frozenset[str],
+        hib: bool,
+        needs: Literal["labels", "scores"],
+        lo: float,
+        hi: float,
+        family: Family,
+        text: str,
+    ) -> Metric:
+        return Metric(name, tasks, hib, needs, lo, hi, family, text)
+
     entries = [
-        Metric(
-            "accuracy",
-            c,
-            True,
-            "labels",
-            0,
-            1,
-            _labels(skm.accuracy_score),
-            "share of rows predicted correctly",
-        ),
-        Metric(
-            "balanced_accuracy",
-            c,
-            True,
-            "labels",
-            0,
-            1,
-            _labels(skm.balanced_accuracy_score),
-            "mean recall over classes",
-        ),
-        Metric(
-            "mcc",
-            c,
-            True,
-            "labels",
-            -1,
-            1,
-            _labels(skm.matthews_corrcoef),
-            "Matthews correlation coefficient",
-        ),
-        Metric(
-            "cohen_kappa", c, True, "labels", -1, 1, _labels(skm.cohen_kappa_score), "agreement beyond chance"
-        ),
-        Metric(
+        m("accuracy", c, True, "labels", 0, 1, "confusion", "share of rows predicted correctly"),
+        m("balanced_accuracy", c, True, "labels", 0, 1, "confusion", "mean recall over the true classes"),
+        m("mcc", c, True, "labels", -1, 1, "confusion", "Matthews correlation coefficient"),
+        m("cohen_kappa", c, True, "labels", -1, 1, "confusion", "agreement beyond chance"),
+        m("precision", BINARY, True, "labels", 0, 1, "confusion", "precision of the positive class"),
+        m("recall", BINARY, True, "labels", 0, 1, "confusion", "recall of the positive class"),
+        m("f1", BINARY, True, "labels", 0, 1, "confusion", "F1 of the positive class"),
+        m(
             "roc_auc",
             c,
             True,
             "scores",
             0,
             1,
-            _roc_auc,
+            "ranking",
             "area under the ROC curve (one-vs-rest macro for multiclass)",
         ),
-        Metric(
+        m(
             "average_precision",
             c,
             True,
             "scores",
             0,
             1,
-            _average_precision,
-            "area under the precision-recall curve (macro for multiclass)",
+            "ranking",
+            "area under the precision-recall curve (one-vs-rest macro for multiclass)",
         ),
-        Metric("log_loss", c, False, "scores", 0, _INF, _log_loss, "cross-entropy of the class scores"),
-        Metric("brier", c, False, "scores", 0, 2, _brier, "mean squared error of the class scores"),
-        Metric("mae", r, False, "labels", 0, _INF, _labels(skm.mean_absolute_error), "mean absolute error"),
-        Metric("mse", r, False, "labels", 0, _INF, _labels(skm.mean_squared_error), "mean squared error"),
-        Metric("rmse", r, False, "labels", 0, _INF, _rmse, "root mean squared error"),
-        Metric("r2", r, True, "labels", -_INF, 1, _labels(skm.r2_score), "coefficient of determination"),
-        Metric(
-            "mape",
+        m("log_loss", c, False, "scores", 0, _INF, "proba", "cross-entropy of the class probabilities"),
+        m("brier", c, False, "scores", 0, 2, "proba", "mean squared error of the class probabilities"),
+        m(
+            "ece",
+            c,
+            False,
+            "scores",
+            0,
+            1,
+            "proba",
+            "expected calibration error (15 equal-width confidence bins)",
+        ),
+        m("mae", r, False, "labels", 0, _INF, "regression", "mean absolute error"),
+        m("mse", r, False, "labels", 0, _INF, "regression", "mean squared error"),
+        m("rmse", r, False, "labels", 0, _INF, "regression", "root mean squared error"),
+        m("r2", r, True, "labels", -_INF, 1, "regression", "coefficient of determination"),
+        m("mape", r, False, "labels", 0, _INF, "regression", "mean absolute percentage error (a fraction)"),
+        m("median_ae", r, False, "labels", 0, _INF, "regression", "median absolute error"),
+        m("max_error", r, False, "labels", 0, _INF, "regression", "largest absolute error"),
+        m(
+            "pinball",
             r,
             False,
             "labels",
             0,
             _INF,
-            _labels(skm.mean_absolute_percentage_error),
-            "mean absolute percentage error (a fraction)",
+            "regression",
+            "mean pinball loss at quantile q (pinball[q=0.9]; default 0.5)",
         ),
-        Metric(
-            "median_ae",
-            r,
-            False,
-            "labels",
-            0,
-            _INF,
-            _labels(skm.median_absolute_error),
-            "median absolute error",
-        ),
-        Metric("max_error", r, False, "labels", 0, _INF, _labels(skm.max_error), "largest absolute error"),
     ]
-    for kind, fn in (("precision", skm.precision_score), ("recall", skm.recall_score), ("f1", skm.f1_score)):
+    for kind in ("precision", "recall", "f1"):
         for average in ("micro", "macro", "weighted"):
             entries.append(
-                Metric(
+                m(
                     f"{kind}_{average}",
                     c,
                     True,
                     "labels",
                     0,
                     1,
-                    _averaged(fn, average),
+                    "confusion",
                     f"{kind}, {average}-averaged over classes",
                 )
             )
-    return {m.name: m for m in entries}
+    return {e.name: e for e in entries}
 
 
 METRICS: dict[str, Metric] = _build()
+_PARAM = re.compile(r"^(?P<base>[a-z0-9_]+)\[(?P<key>class|q)=(?P<value>[^\]]+)\]$")
+_PER_CLASS = frozenset({"precision", "recall", "f1"})
+
+
+def parse_metric(name: str) -> MetricRef:
+    """Resolve a metric name, including ``recall[class=7]`` and ``pinball[q=0.9]``.
+
+    Raises
+    ------
+    ValueError
+        When the name is not a registered metric.
+
+    Examples
+    --------
+    >>> parse_metric("recall[class=7]").class_label
+    '7'
+    >>> parse_metric("pinball[q=0.9]").q
+    0.9
+    """
+    if name in METRICS:
+        return MetricRef(name, METRICS[name], q=0.5 if name == "pinball" else None)
+    match = _PARAM.match(name)
+    if match:
+        base, key, value = match["base"], match["key"], match["value"].strip()
+        if key == "class" and base in _PER_CLASS and value:
+            per_class = Metric(
+                base, CLASSIFICATION, True, "labels", 0, 1, "confusion", f"{base} of class {value}"
+            )
+            return MetricRef(name, per_class, class_label=value)
+        if key == "q" and base == "pinball":
+            try:
+                q = float(value)
+            except ValueError:
+                q = -1.0
+            if 0 < q < 1:
+                return MetricRef(name, METRICS["pinball"], q=q)
+            raise ValueError(f"pinball's quantile must be a number in (0, 1); got {value!r}")
+    raise ValueError(f"unknown metric {name!r}")
+
+
+def is_metric(name: str) -> bool:
+    """Whether ``name`` is a registered metric (bracket parameters included)."""
+    try:
+        parse_metric(name)
+    except ValueError:
+        return False
+    return True
 
 
 def metric_names(task: str | None = None) -> list[str]:
@@ -221,35 +237,5 @@ def metric_names(task: str | None = None) -> list[str]:
 
 
 def get_metric(name: str) -> Metric:
-    """The registered metric called ``name``; ``KeyError`` if there is none."""
-    return METRICS[name]
-
-
-def compute_metrics(
-    names: Sequence[str],
-    y_true: np.ndarray,
-    y_pred: np.ndarray,
-    proba: np.ndarray | None,
-    classes: np.ndarray,
-) -> dict[str, float | None]:
-    """Compute each named metric; ``None`` where it needs scores the model lacks.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> y = np.array([0, 1, 1, 0])
-    >>> compute_metrics(["accuracy"], y, np.array([0, 1, 0, 0]), None, np.array([0, 1]))
-    {'accuracy': 0.75}
-    """
-    out: dict[str, float | None] = {}
-    for name in names:
-        metric = METRICS[name]
-        if metric.needs == "scores" and proba is None:
-            out[name] = None
-            continue
-        with warnings.catch_warnings():
-            # Edge cases (a class absent from y_true, an undefined precision) have defined
-            # values here; scikit-learn's warnings about them are not the user's concern.
-            warnings.simplefilter("ignore")
-            out[name] = metric.compute(y_true, y_pred, proba, classes)
-    return out
+    """The registered metric called ``name`` (bracket parameters allowed)."""
+    return parse_metric(name).metric
