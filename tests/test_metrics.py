@@ -422,6 +422,14 @@ def test_compare_scores_for_score_metrics() -> None:
             "y_pred has 1 NaN or infinite values",
         ),
         ({"y_true": [0, 0, 0], "y_pred": [0, 0, 0]}, "y_true has a single class (0)"),
+        (
+            {"y_true": [0, 1, -1], "y_pred": [0, 1, 1], "classes": [0, 1]},
+            "y_true has a label that is not among classes: -1; add it to classes",
+        ),
+        (
+            {"y_true": [0, 1, 1], "y_pred": [0, 7, 1], "classes": [0, 1]},
+            "y_pred has a label that is not among classes: 7",
+        ),
     ],
 )
 def test_bad_input_names_the_argument(kwargs: dict[str, object], expected: str) -> None:

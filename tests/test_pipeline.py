@@ -245,11 +245,14 @@ def test_no_valid_split_ranks_on_test(tmp_path: Path) -> None:
 
 
 def test_evaluations_carry_intervals_and_paired_comparisons(tmp_path: Path) -> None:
-    path = write_project(tmp_path, """\
+    path = write_project(
+        tmp_path,
+        """\
         project: digits
         data: {source: builtin:digits, target: digit, split: {seed: 1}}
         objective: {optimize: "recall[class=8]", constraints: {accuracy: {min: 0.5}}}
-    """)
+    """,
+    )
     result = run(path, save=False, report=False)
     linear, dummy = result.evaluation("linear"), result.evaluation("dummy")
     for split in ("valid", "test"):
@@ -266,10 +269,13 @@ def test_evaluations_carry_intervals_and_paired_comparisons(tmp_path: Path) -> N
 
 
 def test_per_class_metric_must_name_a_real_class(tmp_path: Path) -> None:
-    path = write_project(tmp_path, """\
+    path = write_project(
+        tmp_path,
+        """\
         project: digits
         data: {source: builtin:digits, target: digit}
         objective: {optimize: "recall[class=11]"}
-    """)
+    """,
+    )
     with pytest.raises(ProjectError, match=r"names class '11', which the target does not have"):
         run(path)

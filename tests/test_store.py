@@ -28,6 +28,13 @@ def test_run_round_trip(iris_project: Path, tmp_path: Path) -> None:
     assert s.count(RunRow) == 1
     assert s.count(EvaluationRow) == len(result.evaluations)
     assert s.count(ScoreRow) > 0
+    with s.session() as session:
+        from sqlalchemy import select
+
+        row = session.scalars(
+            select(ScoreRow).where(ScoreRow.metric == "accuracy", ScoreRow.split == "test")
+        ).first()
+        assert row is not None and row.lower is not None and row.lower <= row.value <= row.upper
     [row] = s.list_runs()
     assert row["id"] == result.run_id
     assert row["data_fingerprint"] == result.data["fingerprint"]

@@ -194,7 +194,9 @@ class Store:
                 notes_json=json.dumps(list(ev.notes)),
             )
             for split, values in ev.metrics.items():
-                er.scores.extend(ScoreRow(split=split, metric=m, value=v) for m, v in values.items())
+                for m, v in values.items():
+                    low, high = ev.intervals.get(split, {}).get(m, (None, None))
+                    er.scores.append(ScoreRow(split=split, metric=m, value=v, lower=low, upper=high))
             er.scores.extend(ScoreRow(split="systems", metric=m, value=v) for m, v in ev.systems.items())
             row.evaluations.append(er)
         with self.session() as s:

@@ -89,6 +89,7 @@ class Accumulator:
         if any(r.metric.family == "confusion" for r in self.refs):
             assert p.true is not None and p.pred is not None
             counts = confusion_counts(p.true, p.pred, p.k)
+            assert counts is not None
             self.confusion = counts if self.confusion is None else self.confusion + counts
         for ref in self.refs:
             family = ref.metric.family

@@ -31,19 +31,29 @@ __all__ = [
 _CHUNK = 1 << 18  # rows per chunk: the temporary codes stay in cache
 
 
-def confusion_counts(true_codes: np.ndarray, pred_codes: np.ndarray, k: int) -> np.ndarray:
+def confusion_counts(
+    true_codes: np.ndarray, pred_codes: np.ndarray, k: int, *, check: bool = False
+) -> np.ndarray | None:
     """KxK counts (rows: truth, columns: prediction) in one chunked bincount pass.
 
-    Codes must lie in 0..k-1. Chunking keeps the combined codes in cache, so the
-    pass reads each input once and writes nothing the size of the input.
+    Codes must lie in 0..k-1; with ``check`` they are verified chunk by chunk
+    while the chunk is in cache (``None`` is returned when one is out of range).
+    Chunking keeps the combined codes in cache, so the pass reads each input
+    once and writes nothing the size of the input.
     """
     counts = np.zeros(k * k, dtype=np.int64)
     buf = np.empty(min(_CHUNK, len(true_codes)), dtype=np.int64)
+    if check:  # negatives wrap to huge unsigned values: one max checks 0 <= code < k
+        t_view = true_codes.view(np.dtype(f"u{true_codes.dtype.itemsize}"))
+        p_view = pred_codes.view(np.dtype(f"u{pred_codes.dtype.itemsize}"))
     for start in range(0, len(true_codes), _CHUNK):
-        t = true_codes[start : start + _CHUNK]
+        stop = start + _CHUNK
+        if check and (int(t_view[start:stop].max()) >= k or int(p_view[start:stop].max()) >= k):
+            return None
+        t = true_codes[start:stop]
         b = buf[: len(t)]
         np.multiply(t, k, out=b, casting="unsafe")
-        b += pred_codes[start : start + _CHUNK]
+        b += pred_codes[start:stop]
         counts += np.bincount(b, minlength=k * k)
     return counts.reshape(k, k)
 
@@ -68,7 +78,10 @@ class ConfusionAccumulator:
 
     def update(self, true_codes: np.ndarray, pred_codes: np.ndarray) -> None:
         """Add a chunk of rows (class codes 0..K-1)."""
-        self.counts += confusion_counts(true_codes, pred_codes, self.k)
+        counts = confusion_counts(true_codes, pred_codes, self.k, check=True)
+        if counts is None:
+            raise ValueError(f"class codes must lie in 0..{self.k - 1}")
+        self.counts += counts
 
     def merge(self, other: ConfusionAccumulator) -> ConfusionAccumulator:
         """Add another accumulator's counts into this one; returns self."""

@@ -171,11 +171,19 @@ def _unknown_label(label: Any, origin: str) -> str:
     return f"labels never seen in y_true: {_show(label)}; pass classes= to allow them"
 
 
-def _class_codes(name: str, labels: np.ndarray, classes: np.ndarray, origin: str) -> np.ndarray:
-    """Codes 0..K-1 of ``labels`` in ``classes``; the fast path avoids sorting integer labels."""
+def _class_codes(
+    name: str, labels: np.ndarray, classes: np.ndarray, origin: str, *, defer: bool = False
+) -> np.ndarray:
+    """Codes 0..K-1 of ``labels`` in ``classes``; the fast path avoids sorting integer labels.
+
+    With ``defer``, integer labels that already are codes are returned unchecked:
+    the confusion pass checks their range while it reads them anyway.
+    """
     k = len(classes)
     if labels.dtype.kind in "iub" and classes.dtype.kind in "iub":
         if np.array_equal(classes, np.arange(k)) and labels.dtype.kind in "iu":
+            if defer and len(labels):
+                return labels.astype(np.int64, copy=False)
             # One reduction checks 0 <= label < k: negatives wrap to huge unsigned values.
             unsigned = labels.view(np.dtype(f"u{labels.dtype.itemsize}"))
             if len(labels) and int(unsigned.max()) < k:
@@ -276,9 +284,11 @@ def prepare(
     if task == "regression":
         if y_pred is None:
             raise ValueError("y_pred is required for regression metrics; got None")
-        yp = _as_1d("y_pred", y_pred)
-        _check_length("y_pred", yp, n)
-        return Prepared("regression", n, None, _check_finite("y_true", yt), _check_finite("y_pred", yp)), refs
+        values = _as_1d("y_pred", y_pred)
+        _check_length("y_pred", values, n)
+        return Prepared(
+            "regression", n, None, _check_finite("y_true", yt), _check_finite("y_pred", values)
+        ), refs
     if classes is None:
         cls = _unique_sorted(yt)
         origin = "y_true"
@@ -292,17 +302,28 @@ def prepare(
             f"y_true has a single class ({_show(cls[0])}); classification metrics need two; pass "
             "classes= to name the others"
         )
-    true = _class_codes("y_true", yt, cls, origin)
+    # Label metrics alone: the range check of integer codes happens in the confusion pass.
+    defer = y_score is None and all(r.metric.family == "confusion" for r in refs)
+    true = _class_codes("y_true", yt, cls, origin, defer=defer)
     proba = _scores_matrix(y_score, n, len(cls), cls) if y_score is not None else None
+    yp: np.ndarray | None = None
     if y_pred is not None:
         yp = _as_1d("y_pred", y_pred)
         _check_length("y_pred", yp, n)
-        pred = _class_codes("y_pred", yp, cls, origin)
+        pred = _class_codes("y_pred", yp, cls, origin, defer=defer)
     elif proba is not None:
         pred = proba.argmax(axis=1)
     else:
         raise ValueError("give y_pred (labels) or y_score (class scores); got neither")
     prepared = Prepared("classification", n, cls, true, pred, proba)
+    if defer:
+
+        def check() -> None:
+            _class_codes("y_true", yt, cls, origin)
+            if yp is not None:
+                _class_codes("y_pred", yp, cls, origin)
+
+        prepared.cache["unchecked"] = check
     for ref in refs:
         _check_ref(ref, prepared, partial)
     return prepared, refs

@@ -78,7 +78,13 @@ def _confusion(ref: MetricRef, p: Prepared) -> Cells:
             out += pred
             return out
 
-        counts = confusion_counts(true, pred, k).ravel().astype(float)
+        unchecked = p.cache.get("unchecked")  # labels whose range check was left to this pass
+        counted = confusion_counts(true, pred, k, check=unchecked is not None)
+        if counted is None:
+            assert unchecked is not None
+            unchecked()  # raises the ValueError naming the argument and the label
+        assert counted is not None
+        counts = counted.ravel().astype(float)
         p.cache["confusion"] = Cells(codes, k * k, lambda w: w, counts)
     return p.cache["confusion"].with_fn(lambda w: label_metric(name, w.reshape(-1, k, k), index))
 
