@@ -404,25 +404,30 @@ def _compressed(cells: Cells, n: int) -> bool:
     return cells.n_cells <= MULTINOMIAL_CELLS and 4 * cells.n_cells <= n
 
 
-def _jackknife_acceleration(cells: Cells) -> float | None:
+def _jackknife_accelerations(group: Sequence[Cells], multi: CellFn | None = None) -> list[float | None]:
     """BCa's acceleration from the jackknife, one leave-one-out value per occupied cell.
 
-    Only where cheap: few cells (label metrics), or few rows.
+    Only where cheap: few cells (label metrics), or few rows. Members of a group
+    share their cells, so the leave-one-out weights are built once for all.
     """
+    cells = group[0]
     counts = cells.counts()
     occupied = np.flatnonzero(counts)
     if not (_compressed(cells, int(counts.sum())) or len(occupied) <= JACKKNIFE_CELLS):
-        return None
+        return [None] * len(group)
     leave_one_out = np.repeat(counts[None, :], len(occupied), axis=0)
     leave_one_out[np.arange(len(occupied)), occupied] -= 1
-    theta = cells.fn(leave_one_out)
+    thetas = multi(leave_one_out) if multi is not None else [m.fn(leave_one_out) for m in group]
     weights = counts[occupied]
-    if not np.all(np.isfinite(theta)):
-        return None
-    mean = np.sum(weights * theta) / weights.sum()
-    d = mean - theta
-    denom = np.sum(weights * d**2) ** 1.5
-    return float(np.sum(weights * d**3) / (6 * denom)) if denom > 0 else 0.0
+    out: list[float | None] = []
+    for theta in thetas:
+        if not np.all(np.isfinite(theta)):
+            out.append(None)
+            continue
+        d = np.sum(weights * theta) / weights.sum() - theta
+        denom = np.sum(weights * d**2) ** 1.5
+        out.append(float(np.sum(weights * d**3) / (6 * denom)) if denom > 0 else 0.0)
+    return out
 
 
 def _interval(
@@ -504,11 +509,12 @@ def _estimate_group(
     multi: CellFn | None = None,
 ) -> list[Estimate]:
     """Estimates for metrics that share exactly-resampled cells (one draw serves all)."""
-    points = [c.value() for c in group]
+    counts = group[0].counts()[None, :]
+    points = [float(v[0]) for v in multi(counts)] if multi is not None else [c.value() for c in group]
     draws = _resampled(group, n_resamples, rng, multi)
+    accels = _jackknife_accelerations(group, multi) if method == "bca" else [None] * len(group)
     out = []
-    for ref, cells, point, row in zip(refs, group, points, draws, strict=True):
-        accel = _jackknife_acceleration(cells) if method == "bca" else None
+    for ref, point, row, accel in zip(refs, points, draws, accels, strict=True):
         low, high, used = _interval(point, row, confidence, accel)
         out.append(Estimate(ref.name, point, low, high, p.n, confidence, used, _note(p.n, low, high, None)))
     return out
@@ -546,7 +552,7 @@ def _estimate_one(
     coarsen = ref.metric.family == "ranking" and p.k == 2
     plan = _plan(build, full, p, point, max_rows, rng, coarsen)
     draws = point + plan.scale * (_resampled([plan.cells], n_resamples, rng)[0] - plan.center)
-    accel = _jackknife_acceleration(plan.cells) if method == "bca" and plan.exact else None
+    accel = _jackknife_accelerations([plan.cells])[0] if method == "bca" and plan.exact else None
     low, high, used = _interval(point, draws, confidence, accel)
     return Estimate(
         ref.name, point, low, high, p.n, confidence, used, _note(p.n, low, high, plan.label or None)
@@ -697,7 +703,7 @@ def compare(
         joint = joint_cells([ca, cb], combine)
         center, scale, label = improvement, 1.0, None
     draws = improvement + scale * (_resampled([joint], n_resamples, rng)[0] - center)
-    accel = _jackknife_acceleration(joint) if scale == 1.0 else None
+    accel = _jackknife_accelerations([joint])[0] if scale == 1.0 else None
     low, high, used = _interval(improvement, draws, confidence, accel)
     if low is None or high is None:
         raise ValueError(f"{metric} is undefined on these rows for one of the models; cannot compare")
