@@ -182,3 +182,14 @@ def test_missing_project_file(cli: Cli, tmp_path: Path) -> None:
 def test_usage_errors_exit_2(cli: Cli) -> None:
     proc = cli("run", "--no-such-flag")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_baselines_command_answers_need_ml(cli: Cli, tmp_path: Path) -> None:
+    write_project(tmp_path / "p", IRIS_PROJECT)
+    proc = cli("baselines", "p", "--workers", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "Do we need ML?" in proc.stdout and "one-feature" in proc.stdout
+    payload = json.loads(cli("baselines", "p", "--json").stdout)
+    assert payload["need_ml"]["answer"] in ("yes", "no", "not yet clear")
+    assert [row["name"] for row in payload["ladder"]][:2] == ["dummy", "random"]
+    _one_error_line(cli("baselines", "p", "--executor", "ray://x"), "--executor must be 'local' or dask://")

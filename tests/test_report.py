@@ -76,5 +76,6 @@ def test_report_renders_in_a_real_browser(report: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     dom = proc.stdout
     rows = re.findall(r"<tr[^>]*>\s*<td class=\"num\">(\d+)</td>", dom)
-    assert rows == ["1", "2"]  # both rungs of the ladder are ranked in the rendered table
+    assert rows == ["1", "2", "3", "4", "5"]  # every rung of the ladder is ranked in the rendered table
+    assert 'id="ladder-chart"' in dom and 'id="need-ml"' in dom
     assert "FAIL" in dom or "INCONCLUSIVE" in dom or "PASS" in dom

@@ -158,7 +158,54 @@ def _leaderboard(result: Any) -> Table:
     return table
 
 
+_STEP_COLUMNS = (("latency_p95_ms", 2), ("size_mb", 3), ("fit_time_s", 2))
+
+
+def _ladder(result: Any) -> Table:
+    """Rungs, candidates and declared baselines on one scale, with what each step up costs."""
+    metric = result.objective.optimize.name
+    table = Table(
+        title=f"baseline ladder · {metric} on test · gain = share of the headroom from dummy to ceiling",
+        title_justify="left",
+    )
+    for col, justify in (
+        ("rung", "left"),
+        ("test", "right"),
+        ("95% CI", "right"),
+        ("gain", "right"),
+        ("+p95 ms", "right"),
+        ("+size MB", "right"),
+        ("+fit s", "right"),
+    ):
+        table.add_column(col, justify=justify, no_wrap=col != "rung")  # type: ignore[arg-type]
+    for row in result.ladder:
+        if row.get("error"):
+            table.add_row(row["name"], "[red]failed[/]", "", "", "", "", "")
+            continue
+        step = row.get("step") or {}
+        gain = row.get("gain")
+        name = row["name"] if row["role"] != "declared" else f"[magenta]{row['name']} (declared)[/]"
+        table.add_row(
+            name,
+            _fmt(row["value"]),
+            _interval((row["low"], row["high"]) if row.get("low") is not None else None),
+            "" if gain is None else f"{gain:.0%}",
+            *[("" if m not in step else f"{step[m]:+.{digits}f}") for m, digits in _STEP_COLUMNS],
+        )
+    return table
+
+
+def _print_need_ml(result: Any) -> None:
+    verdict = result.need_ml
+    if verdict is None:
+        return
+    colour = {"yes": "green", "no": "red", "not yet clear": "yellow", "cannot tell": "yellow"}[verdict.answer]
+    out.print(f"Do we need ML? [{colour}]{verdict.answer.upper()}[/] — {verdict.reason}", soft_wrap=True)
+
+
 def _print_result(result: Any) -> None:
+    out.print(_ladder(result))
+    _print_need_ml(result)
     out.print(_leaderboard(result))
     if any(s.versus_best is not None for s in result.ranking.standings):
         out.print(
@@ -178,35 +225,93 @@ def _print_result(result: Any) -> None:
         out.print(f"report: {result.report_path}", soft_wrap=True)
 
 
-def _run_with_progress(path: Path, *, quiet: bool) -> Any:
+def _run_with_progress(
+    path: Path,
+    *,
+    quiet: bool,
+    workers: int | None = None,
+    executor: str | None = None,
+    candidates: bool = True,
+) -> Any:
+    from flywheel.execution import make_executor
     from flywheel.pipeline import run as run_job
 
-    if quiet or not err.is_terminal:
-        return run_job(path)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("loading data", total=None)
+    where = make_executor(executor, workers)
+    try:
+        if quiet or not err.is_terminal:
+            return run_job(path, executor=where, candidates=candidates)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=err, transient=True) as bar:
+            task = bar.add_task("loading data", total=None)
 
-        def progress(stage: str, step: int, total: int) -> None:
-            bar.update(task, description=stage, completed=step, total=total)
+            def progress(stage: str, step: int, total: int) -> None:
+                bar.update(task, description=stage, completed=step, total=total)
 
-        return run_job(path, progress=progress)
+            return run_job(path, progress=progress, executor=where, candidates=candidates)
+    finally:
+        close = getattr(where, "close", None)
+        if close is not None:
+            close()
+
+
+PathArg = Annotated[Path, typer.Argument(help="Project file, or the folder holding flywheel.yaml.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+WorkersOpt = Annotated[int | None, typer.Option(min=1, help="Fits run at once (default: all cores).")]
+ExecutorOpt = Annotated[
+    str | None,
+    typer.Option(help="Where fits run: local (default) or dask://HOST:PORT (extra flywheel[dask])."),
+]
 
 
 @app.command()
 def run(
-    path: Annotated[Path, typer.Argument(help="Project file, or the folder holding flywheel.yaml.")] = Path(
-        "."
-    ),
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
+    path: PathArg = Path("."),
+    as_json: JsonOpt = False,
+    workers: WorkersOpt = None,
+    executor: ExecutorOpt = None,
 ) -> None:
     """Evaluate the baselines and candidate models, rank them, store the run and write the report."""
     with _user_errors():
-        result = _run_with_progress(path, quiet=as_json)
+        result = _run_with_progress(path, quiet=as_json, workers=workers, executor=executor)
         if as_json:
             sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
         else:
             _print_result(result)
+
+
+@app.command()
+def baselines(
+    path: PathArg = Path("."),
+    as_json: JsonOpt = False,
+    workers: WorkersOpt = None,
+    executor: ExecutorOpt = None,
+) -> None:
+    """Run the baseline ladder alone and answer "do we need ML?"."""
+    with _user_errors():
+        result = _run_with_progress(path, quiet=as_json, workers=workers, executor=executor, candidates=False)
+        if as_json:
+            payload = {k: v for k, v in result.to_dict().items() if k in _BASELINE_KEYS}
+            sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+        else:
+            out.print(_ladder(result))
+            _print_need_ml(result)
+            if result.report_path:
+                out.print(f"report: {result.report_path}", soft_wrap=True)
+
+
+_BASELINE_KEYS = (
+    "run_id",
+    "project",
+    "data",
+    "split",
+    "objective",
+    "ladder",
+    "need_ml",
+    "human",
+    "declared",
+    "evaluations",
+    "report_path",
+)
 
 
 @app.command()

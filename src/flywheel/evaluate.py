@@ -43,6 +43,7 @@ class Evaluation:
     role: str
     kind: str
     description: str
+    stage: str = "model"  # "constant", "chance", "rule" (not ML) or "model"
     metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)
     systems: dict[str, float] = field(default_factory=dict)
     n_rows: dict[str, int] = field(default_factory=dict)
@@ -72,6 +73,7 @@ class Evaluation:
             "role": self.role,
             "kind": self.kind,
             "description": self.description,
+            "stage": self.stage,
             "metrics": self.metrics,
             "intervals": {k: {m: list(b) for m, b in v.items()} for k, v in self.intervals.items()},
             "systems": self.systems,
@@ -220,6 +222,7 @@ def evaluate(
         "role": cand.role,
         "kind": cand.kind,
         "description": cand.description,
+        "stage": cand.stage,
         "n_rows": {k: len(v) for k, v in parts.items()},
     }
     with warnings.catch_warnings(record=True) as caught:
@@ -256,6 +259,7 @@ def compare_evaluations(
     split_name: str,
     metric: str,
     *,
+    margin: float = 0.0,
     n_resamples: int = 1000,
     seed: int = 0,
 ) -> dict[str, Any] | None:
@@ -270,7 +274,16 @@ def compare_evaluations(
         return None
     classes = None if ds.classes is None else np.asarray(ds.classes)
     try:
-        comp = compare(ds.y[rows], left, right, metric, classes=classes, n_resamples=n_resamples, seed=seed)
+        comp = compare(
+            ds.y[rows],
+            left,
+            right,
+            metric,
+            margin=margin,
+            classes=classes,
+            n_resamples=n_resamples,
+            seed=seed,
+        )
     except ValueError:
         return None
     return comp.to_dict()

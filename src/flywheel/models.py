@@ -45,6 +45,9 @@ __all__ = [
 ]
 
 PROBA_PREFIX = "proba_"
+# Modules imported from project folders (rules, factories): an executor that ships work to other
+# machines sends them by value, since those machines cannot import them from the project folder.
+PROJECT_MODULES: set[str] = set()
 Role = Literal["baseline", "candidate"]
 Kind = Literal["estimator", "factory", "predictions", "rule", "rung"]
 
@@ -64,6 +67,13 @@ class Candidate:
     make: Callable[[], Any] | None = None
     rule: Callable[[pd.DataFrame], Any] | None = None
     table: pd.DataFrame | None = field(default=None, repr=False)
+    # Where it stands on the ladder: "constant", "chance", "rule" (not ML) or "model" (ML).
+    stage: str = "model"
+
+    @property
+    def is_ml(self) -> bool:
+        """Whether this is a learned model rather than a constant, chance or a rule."""
+        return self.stage == "model"
 
 
 @contextlib.contextmanager
@@ -92,6 +102,7 @@ def _forget_project_modules(module_name: str, folder: Path | None) -> None:
     top = module_name.split(".")[0]
     if not ((folder / f"{top}.py").is_file() or (folder / top / "__init__.py").is_file()):
         return
+    PROJECT_MODULES.add(top)
     for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
         del sys.modules[name]
 
@@ -121,8 +132,8 @@ def import_object(path: str, *, field: str, where: str = PROJECT_FILE, folder: P
         ) from None
 
 
-def _fill_text(x: Any) -> Any:
-    # TfidfVectorizer rejects NaN; a missing text is an empty text.
+def fill_text(x: Any) -> Any:
+    """Text column values with missing texts as empty strings (TF-IDF rejects NaN)."""
     return pd.Series(x).fillna("").astype(str)
 
 
@@ -152,7 +163,7 @@ def make_preprocessor(columns: ColumnKinds) -> ColumnTransformer:
         parts.append(
             (
                 f"text{i}",
-                make_pipeline(FunctionTransformer(_fill_text), TfidfVectorizer(min_df=2, max_features=20000)),
+                make_pipeline(FunctionTransformer(fill_text), TfidfVectorizer(min_df=2, max_features=20000)),
                 col,
             )
         )

@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,9 @@ import numpy as np
 from flywheel._version import __version__
 from flywheel.data import Dataset, Split, load_dataset, split_dataset
 from flywheel.evaluate import Evaluation, compare_evaluations, evaluate
-from flywheel.ladder import build_ladder, declared_baselines
+from flywheel.execution import Executor, LocalExecutor, Outcome, Task
+from flywheel.humans import HumanLevel, measure_annotators
+from flywheel.ladder import NeedML, build_ladder, declared_baselines, default_margin, ladder_table, need_ml
 from flywheel.models import Candidate, resolve_candidates
 from flywheel.objective import Objective, Ranking, Verdict, distinguish, judge, make_objective, rank
 from flywheel.project import Project, load_project
@@ -69,6 +72,9 @@ class RunResult:
     ranking: Ranking
     verdict: Verdict
     declared: list[dict[str, Any]]
+    ladder: list[dict[str, Any]] = field(default_factory=list)
+    need_ml: NeedML | None = None
+    human: HumanLevel | None = None
     report_path: Path | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -92,6 +98,9 @@ class RunResult:
             "ranking": self.ranking.to_dict(),
             "verdict": self.verdict.to_dict(),
             "declared": self.declared,
+            "ladder": self.ladder,
+            "need_ml": self.need_ml.to_dict() if self.need_ml else None,
+            "human": self.human.to_dict() if self.human else None,
             "report_path": str(self.report_path) if self.report_path else None,
             "notes": self.notes,
         }
@@ -117,9 +126,10 @@ class Plan:
     split: Split
     objective: Objective
     candidates: list[Candidate]
+    human: HumanLevel | None = None
 
 
-def plan(project: Project) -> Plan:
+def plan(project: Project, *, candidates: bool = True) -> Plan:
     """Every check that needs no fitting: data, split, objective against the task, imports."""
     where = _where(project)
     ds = load_dataset(project.data, project.root, where=where)
@@ -128,8 +138,51 @@ def plan(project: Project) -> Plan:
         project.objective, ds.task, project.objective_fingerprint(), where, classes=ds.classes
     )
     needed = np.concatenate([split.valid, split.test])
-    candidates = build_ladder(project, ds, where) + resolve_candidates(project, ds, needed, where)
-    return Plan(project, ds, split, objective, candidates)
+    entrants = build_ladder(project, ds, where)
+    if candidates:
+        entrants += resolve_candidates(project, ds, needed, where)
+    human = None
+    spec = project.baselines.human
+    if spec is not None and spec.annotators:
+        human = measure_annotators(
+            project.resolve(spec.annotators), ds, objective.optimize.name, given=spec.annotators, where=where
+        )
+    return Plan(project, ds, split, objective, entrants, human)
+
+
+def _evaluate_all(
+    plan_: Plan, metrics: list[str], executor: Executor, progress: Progress | None
+) -> list[Evaluation]:
+    """Every rung and candidate as an independent task, each within its time budget."""
+    budget = plan_.project.baselines.time_budget_s
+    tasks = [
+        Task(c.name, partial(evaluate, c, plan_.dataset, plan_.split, metrics), budget)
+        for c in plan_.candidates
+    ]
+
+    def done(outcome: Outcome, finished: int, total: int) -> None:
+        if progress:
+            progress(f"done {outcome.name}", finished, total)
+
+    if progress:
+        progress("fitting " + ", ".join(c.name for c in plan_.candidates[:3]) + " …", 0, len(tasks))
+    outcomes = executor.run(tasks, done)
+    evaluations = []
+    for cand, outcome in zip(plan_.candidates, outcomes, strict=True):
+        if outcome.error is not None or not isinstance(outcome.value, Evaluation):
+            evaluations.append(
+                Evaluation(
+                    cand.name,
+                    cand.role,
+                    cand.kind,
+                    cand.description,
+                    cand.stage,
+                    error=outcome.error or "returned no evaluation",
+                )
+            )
+        else:
+            evaluations.append(outcome.value)
+    return evaluations
 
 
 def _with_comparisons(ranking: Ranking, evaluations: list[Evaluation], plan_: Plan) -> Ranking:
@@ -162,6 +215,8 @@ def run(
     save: bool = True,
     report: bool = True,
     progress: Progress | None = None,
+    executor: Executor | None = None,
+    candidates: bool = True,
 ) -> RunResult:
     """Run the main job: evaluate the ladder and the candidates, rank, judge, store, report.
 
@@ -175,6 +230,10 @@ def run(
         Whether to write the run to the store and the HTML report to disk.
     progress
         Called as each stage starts, for a progress display.
+    executor
+        Where the fits run (default: local processes, one per core).
+    candidates
+        False runs the baseline ladder alone (``flywheel baselines``).
 
     Raises
     ------
@@ -183,21 +242,21 @@ def run(
     """
     proj = project if isinstance(project, Project) else load_project(project)
     started = datetime.now(UTC)
-    plan_ = plan(proj)
+    plan_ = plan(proj, candidates=candidates)
     own_store = store is None and save
     db = open_store(proj.store_dir) if own_store else store  # version-checked before any fitting
     try:
         metrics = default_metrics(plan_.dataset.task, plan_.objective)
-        total = len(plan_.candidates)
-        evaluations = []
-        for i, cand in enumerate(plan_.candidates):
-            if progress:
-                progress(f"{cand.role} {cand.name}", i, total)
-            evaluations.append(evaluate(cand, plan_.dataset, plan_.split, metrics))
-        if progress:
-            progress("ranking", total, total)
+        evaluations = _evaluate_all(plan_, metrics, executor or LocalExecutor(), progress)
         selection = "valid" if len(plan_.split.valid) else "test"
         ranking = _with_comparisons(rank(evaluations, plan_.objective, selection), evaluations, plan_)
+        declared = declared_baselines(proj)
+        margin = proj.baselines.margin if proj.baselines.margin else default_margin(plan_.objective.optimize)
+        verdict_ml = need_ml(
+            evaluations, plan_.dataset, plan_.split, plan_.objective.optimize, selection, margin
+        )
+        human = plan_.human.to_dict() if plan_.human else None
+        table = ladder_table(evaluations, plan_.objective.optimize, declared, human)
         notes = [] if selection == "valid" else ["no valid split: models are ranked on test"]
         result = RunResult(
             run_id=_new_run_id(started),
@@ -212,7 +271,10 @@ def run(
             evaluations=evaluations,
             ranking=ranking,
             verdict=judge(ranking, plan_.objective),
-            declared=declared_baselines(proj),
+            declared=declared,
+            ladder=table,
+            need_ml=verdict_ml,
+            human=plan_.human,
             notes=notes,
         )
         if report:

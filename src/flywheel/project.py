@@ -59,7 +59,20 @@ __all__ = [
 PROJECT_FILE = "flywheel.yaml"
 ARCHETYPES = ("software-2.0", "human-in-the-loop", "autonomous")
 LENSES = ("cheap-prediction", "product-friction", "automate-manual-process", "others-already-do-it")
-RESERVED_MODEL_NAMES = frozenset({"dummy", "linear", "human", "external"})
+RESERVED_MODEL_NAMES = frozenset(
+    {
+        "dummy",
+        "random",
+        "mean",
+        "median",
+        "one-feature",
+        "keywords",
+        "linear",
+        "boosted-trees",
+        "human",
+        "external",
+    }
+)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MODULE_FN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)+$")
@@ -252,13 +265,15 @@ class HumanBaseline(BaseModel):
     tier: Literal["crowd", "generalist", "expert", "expert-panel"] = "generalist"
     n: int | None = Field(default=None, gt=0)
     source: str = ""
+    # A file of annotators' labels (columns: id, annotator, label) from which human level is measured.
+    annotators: str | None = None
     _values: dict[str, float] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _collect_metrics(self) -> HumanBaseline:
         self._values = _metric_values(dict(self.model_extra or {}), sorted(type(self).model_fields))
-        if not self._values:
-            raise ValueError("needs at least one metric value, e.g. accuracy: 0.98")
+        if not self._values and not self.annotators:
+            raise ValueError("needs at least one metric value, e.g. accuracy: 0.98, or an annotators file")
         return self
 
     @property
@@ -296,6 +311,10 @@ class Baselines(_Strict):
     human: HumanBaseline | None = None
     external: list[ExternalBaseline] = Field(default_factory=list)
     rules: list[str] = Field(default_factory=list)
+    # Each rung gets this long to fit and predict before it is stopped and reported as too slow.
+    time_budget_s: float = Field(default=120.0, gt=0)
+    # "Do we need ML?": how much better (in the optimized metric) ML must be to be worth it.
+    margin: float = Field(default=0.0, ge=0)
 
     @field_validator("rules")
     @classmethod

@@ -74,6 +74,11 @@ class MetricRef:
         return self.metric.greater_is_better
 
     @property
+    def best(self) -> float:
+        """The best possible value."""
+        return self.metric.best
+
+    @property
     def lower(self) -> float:
         """Lowest possible value."""
         return self.metric.lower

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 if TYPE_CHECKING:
@@ -85,12 +86,73 @@ def _chart(result: RunResult) -> dict[str, Any]:
     }
 
 
+def _ladder_chart(result: RunResult) -> dict[str, Any]:
+    """Rungs and declared baselines as horizontal lines; candidates as points with interval bars."""
+    rows = [r for r in result.ladder if r.get("value") is not None and math.isfinite(r["value"])]
+    if not rows:
+        return {"lines": [], "points": []}
+    lows = [r["low"] for r in rows if r.get("low") is not None]
+    highs = [r["high"] for r in rows if r.get("high") is not None]
+    values = [r["value"] for r in rows] + lows + highs
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.05 or 0.05
+    lo, hi = lo - pad, hi + pad
+    height, top, left, width = 320, 20, 60, 560
+
+    def y(v: float) -> float:
+        return top + (height - 2 * top) * (hi - v) / (hi - lo)
+
+    lines = [r for r in rows if r["role"] != "candidate"]
+    points = [r for r in rows if r["role"] == "candidate"]
+    step = width / (len(points) + 1)
+    colours = {"declared": "#7d3cc8", "measured": "#2e8b57"}
+    # Labels of close lines are pushed apart so each stays readable.
+    label_y: dict[str, float] = {}
+    previous = -1e9
+    for r in sorted(lines, key=lambda r: y(r["value"])):
+        previous = max(y(r["value"]) + 4, previous + 13)
+        label_y[r["name"]] = previous
+    return {
+        "height": max(height, int(previous) + 10),
+        "width": left + width + 240,
+        "left": left,
+        "right": left + width,
+        "ticks": [{"y": y(v), "label": f"{v:.3g}"} for v in np.linspace(lo + pad, hi - pad, 5)],
+        "lines": [
+            {
+                "y": y(r["value"]),
+                "name": r["name"],
+                "value": r["value"],
+                "label_y": label_y[r["name"]],
+                "colour": colours.get(r["role"], "#9aa5b5" if r["kind"] != "model" else "#4a78c2"),
+                "dash": "4 3" if r["role"] in colours else "none",
+            }
+            for r in lines
+        ],
+        "points": [
+            {
+                "x": left + step * (i + 1),
+                "y": y(r["value"]),
+                "name": r["name"],
+                "value": r["value"],
+                "y_low": y(r["low"]) if r.get("low") is not None else None,
+                "y_high": y(r["high"]) if r.get("high") is not None else None,
+            }
+            for i, r in enumerate(points)
+        ],
+    }
+
+
 def render_report(result: RunResult) -> str:
     """The report's HTML text."""
     template = _ENV.get_template("report.html.j2")
     by_name = {e.name: e for e in result.evaluations}
     return template.render(
-        r=result, by_name=by_name, chart=_chart(result), failed=[e for e in result.evaluations if not e.ok]
+        r=result,
+        by_name=by_name,
+        chart=_chart(result),
+        ladder_chart=_ladder_chart(result),
+        failed=[e for e in result.evaluations if not e.ok],
     )
 
 
