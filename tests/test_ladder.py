@@ -274,3 +274,33 @@ def test_a_rung_past_its_budget_is_reported_and_the_ladder_goes_on(tmp_path: Pat
     slow = result.evaluation("rule:predict")
     assert slow.error == "ran past its time budget of 3 s" and slow.metrics == {}
     assert result.evaluation("linear").ok
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("    raise KeyError('no column called price')\n", "KeyError: 'no column called price'"),
+        ("    return ['yes']\n", "the rule returned shape (1,); expected ("),
+        ("    return ['maybe'] * len(rows)\n", "the rule returned 'maybe', which is not a class"),
+    ],
+)
+def test_a_broken_rule_is_a_failed_rung_and_the_ladder_goes_on(
+    tmp_path: Path, body: str, expected: str
+) -> None:
+    tabular_frame(200).to_csv(tmp_path / "data.csv", index=False)
+    (tmp_path / "bad_rules.py").write_text("def predict(rows):\n" + body)
+    text = PROJECT.replace("baselines: {time_budget_s: 60}", "baselines: {rules: ['bad_rules:predict']}")
+    result = run(write_project(tmp_path, text), save=False, report=False)
+    rule = result.evaluation("rule:predict")
+    assert rule.error is not None and expected in rule.error and "\n" not in rule.error
+    assert result.evaluation("linear").ok and result.need_ml is not None
+
+
+def test_a_declared_metric_for_another_task_is_left_out_with_a_note(tmp_path: Path) -> None:
+    tabular_frame(200).to_csv(tmp_path / "data.csv", index=False)
+    text = PROJECT.replace(
+        "baselines: {time_budget_s: 60}", "baselines: {external: [{name: paper, rmse: 3.2, accuracy: 0.9}]}"
+    )
+    result = run(write_project(tmp_path, text), save=False, report=False)
+    assert result.declared[0]["values"] == {"accuracy": 0.9}
+    assert "baselines.external[0]: rmse does not apply to a binary target; left out" in result.notes

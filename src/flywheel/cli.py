@@ -215,7 +215,9 @@ def _print_result(result: Any) -> None:
         )
     for e in result.evaluations:
         if not e.ok:
-            out.print(f"[red]failed[/] {e.name}: {e.error}", soft_wrap=True)
+            out.print(f"[red]failed[/] {e.name}: {e.error}", soft_wrap=True, markup=True)
+    for note in result.notes:
+        out.print(f"note: {note}", soft_wrap=True, markup=False)
     colour = {"pass": "green", "fail": "red", "inconclusive": "yellow"}[result.verdict.status]
     out.print(f"[{colour}]{result.verdict.status.upper()}[/] {result.verdict.reason}", soft_wrap=True)
     out.print(

@@ -14,12 +14,13 @@ carry their own seeds, so results are identical whichever executor ran them.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
@@ -125,6 +126,28 @@ class _Running:
     started: float
 
 
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Keep a new process from re-running the caller's script.
+
+    A spawned or fork-server child imports ``__main__`` again, which re-runs a
+    script that lacks an ``if __name__ == "__main__"`` guard (and fails). The task
+    travels fully pickled (cloudpickle sends functions from ``__main__`` by
+    value), so the child never needs the caller's script.
+    """
+    main = sys.modules.get("__main__")
+    saved = {name: getattr(main, name) for name in ("__file__", "__spec__") if hasattr(main, name)}
+    try:
+        if main is not None:
+            if "__file__" in saved:
+                delattr(main, "__file__")
+            main.__spec__ = None
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(main, name, value)
+
+
 class LocalExecutor:
     """Each task in its own process, ``workers`` at a time, stopped when past its budget."""
 
@@ -135,7 +158,8 @@ class LocalExecutor:
         ctx = _context()
         parent, child = ctx.Pipe(duplex=False)
         process = ctx.Process(target=_child, args=(child, cloudpickle.dumps(task)), daemon=True)
-        process.start()
+        with _main_module_hidden():
+            process.start()
         child.close()
         return _Running(index, task, process, parent, time.perf_counter())
 

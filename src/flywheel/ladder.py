@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -41,7 +42,7 @@ from flywheel.data import ColumnKinds, Dataset, Split
 from flywheel.evaluate import Evaluation, compare_evaluations
 from flywheel.heuristics import KeywordRule, OneFeatureLinear, OneFeatureRule
 from flywheel.humans import wilson_interval
-from flywheel.metrics import MetricRef
+from flywheel.metrics import MetricRef, parse_metric
 from flywheel.models import Candidate, fill_text, resolve_rule, with_preprocessing
 from flywheel.project import PROJECT_FILE, Project
 
@@ -104,11 +105,24 @@ def _as_text(frame: Any) -> Any:
     return frame.astype(object).where(frame.notna(), np.nan).astype(str).where(frame.notna(), np.nan)
 
 
+def _rung(name: str, description: str, stage: str, make: Callable[[], Any]) -> Candidate:
+    """A built-in rung: fitted on train like any model, placed on the ladder by ``stage``."""
+    return Candidate(name, "baseline", "rung", description, make=make, stage=stage)
+
+
+def _boosting_backend() -> str:
+    """``FLYWHEEL_BOOSTING`` = sklearn | lightgbm | auto (default: LightGBM when installed)."""
+    choice = os.environ.get("FLYWHEEL_BOOSTING", "auto").lower()
+    if choice == "lightgbm" or (choice == "auto" and importlib.util.find_spec("lightgbm") is not None):
+        return "lightgbm"
+    return "sklearn"
+
+
 def _trees(ds: Dataset, seed: int) -> Candidate:
     columns = ds.columns
     categorical = list(range(len(columns.categorical))) or None
     regression = ds.task == "regression"
-    if importlib.util.find_spec("lightgbm") is not None:
+    if _boosting_backend() == "lightgbm":
         import lightgbm
 
         cls = lightgbm.LGBMRegressor if regression else lightgbm.LGBMClassifier
@@ -125,68 +139,59 @@ def _trees(ds: Dataset, seed: int) -> Candidate:
         hgb = HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier
         description = "histogram gradient boosting (scikit-learn)"
 
+        # With enough rows, grow until a held-out 10% stops improving; small sets keep 200 rounds.
+        enough = len(ds.frame) >= 20000
+        settings: dict[str, Any] = (
+            {"max_iter": 1000, "max_leaf_nodes": 63, "early_stopping": True, "n_iter_no_change": 30}
+            if enough
+            else {"max_iter": 200, "early_stopping": False}
+        )
+
         def make() -> Any:
-            model = hgb(
-                max_iter=200,
-                random_state=seed,
-                categorical_features=categorical,
-            )
+            model = hgb(random_state=seed, categorical_features=categorical, **settings)
             return Pipeline([("prep", tree_preprocessor(columns)), ("model", model)])
 
-    return Candidate("boosted-trees", "baseline", "rung", description, make=make, stage="model")
+    return _rung("boosted-trees", description, "model", make)
 
 
 def _classification_rungs(ds: Dataset, seed: int) -> tuple[list[Candidate], list[Candidate]]:
     cols = ds.columns
     simple = [
-        Candidate(
-            "dummy",
-            "baseline",
-            "rung",
-            "the most frequent training class",
-            make=lambda: DummyClassifier(strategy="prior"),
-            stage="constant",
+        _rung(
+            "dummy", "the most frequent training class", "constant", lambda: DummyClassifier(strategy="prior")
         ),
-        Candidate(
+        _rung(
             "random",
-            "baseline",
-            "rung",
             "a random guess at the training class frequencies",
-            make=lambda: DummyClassifier(strategy="stratified", random_state=seed),
-            stage="chance",
+            "chance",
+            lambda: DummyClassifier(strategy="stratified", random_state=seed),
         ),
     ]
     learned: list[Candidate] = []
     if cols.numeric or cols.categorical:
         learned.append(
-            Candidate(
+            _rung(
                 "one-feature",
-                "baseline",
-                "rung",
                 "the best one-feature rule (OneR), chosen on train",
-                make=lambda: OneFeatureRule(cols.numeric, cols.categorical),
-                stage="rule",
+                "rule",
+                lambda: OneFeatureRule(cols.numeric, cols.categorical),
             )
         )
     if cols.text:
         learned.append(
-            Candidate(
+            _rung(
                 "keywords",
-                "baseline",
-                "rung",
                 "a decision list of the most telling words, chosen on train",
-                make=lambda: KeywordRule(cols.text),
-                stage="rule",
+                "rule",
+                lambda: KeywordRule(cols.text),
             )
         )
     learned.append(
-        Candidate(
+        _rung(
             "linear",
-            "baseline",
-            "rung",
             "logistic regression, standard preprocessing",
-            make=lambda: with_preprocessing(LogisticRegression(max_iter=2000), cols),
-            stage="model",
+            "model",
+            lambda: with_preprocessing(LogisticRegression(max_iter=2000), cols),
         )
     )
     return simple, learned
@@ -195,43 +200,30 @@ def _classification_rungs(ds: Dataset, seed: int) -> tuple[list[Candidate], list
 def _regression_rungs(ds: Dataset) -> tuple[list[Candidate], list[Candidate]]:
     cols = ds.columns
     simple = [
-        Candidate(
-            "mean",
-            "baseline",
-            "rung",
-            "the mean of the training target",
-            make=lambda: DummyRegressor(strategy="mean"),
-            stage="constant",
-        ),
-        Candidate(
+        _rung("mean", "the mean of the training target", "constant", lambda: DummyRegressor(strategy="mean")),
+        _rung(
             "median",
-            "baseline",
-            "rung",
             "the median of the training target",
-            make=lambda: DummyRegressor(strategy="median"),
-            stage="constant",
+            "constant",
+            lambda: DummyRegressor(strategy="median"),
         ),
     ]
     learned: list[Candidate] = []
     if cols.numeric or cols.categorical:
         learned.append(
-            Candidate(
+            _rung(
                 "one-feature",
-                "baseline",
-                "rung",
                 "the best one-feature fit, chosen on train",
-                make=lambda: OneFeatureLinear(cols.numeric, cols.categorical),
-                stage="rule",
+                "rule",
+                lambda: OneFeatureLinear(cols.numeric, cols.categorical),
             )
         )
     learned.append(
-        Candidate(
+        _rung(
             "linear",
-            "baseline",
-            "rung",
             "ridge regression, standard preprocessing",
-            make=lambda: with_preprocessing(Ridge(alpha=1.0), cols),
-            stage="model",
+            "model",
+            lambda: with_preprocessing(Ridge(alpha=1.0), cols),
         )
     )
     return simple, learned
@@ -255,39 +247,52 @@ def build_ladder(project: Project, ds: Dataset, where: str = PROJECT_FILE) -> li
     return [*simple, *rules, *learned, _trees(ds, seed)]
 
 
-def declared_baselines(project: Project) -> list[dict[str, Any]]:
+def declared_baselines(project: Project, task: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Human and external baselines as declared in the project file, marked as declared.
 
     A declared human accuracy on ``n`` rows is a proportion, so it gets its Wilson
-    interval: 0.985 on 50 rows is weaker evidence than on 5,000.
+    interval: 0.985 on 50 rows is weaker evidence than on 5,000. A declared value
+    of a metric that does not apply to the ``task`` is left out, with a note.
     """
     out: list[dict[str, Any]] = []
+    notes: list[str] = []
+
+    def applicable(where: str, values: dict[str, float]) -> dict[str, float]:
+        kept = {}
+        for name, value in values.items():
+            if task is None or parse_metric(name).applies_to(task):
+                kept[name] = value
+            else:
+                notes.append(f"{where}: {name} does not apply to a {task} target; left out")
+        return kept
+
     human = project.baselines.human
     if human is not None and human.values:
+        values = applicable("baselines.human", human.values)
         entry: dict[str, Any] = {
             "name": "human",
             "kind": "human",
             "tier": human.tier,
             "n": human.n,
             "source": human.source,
-            "values": human.values,
+            "values": values,
             "declared": True,
         }
-        if human.n is not None and "accuracy" in human.values:
-            entry["intervals"] = {"accuracy": wilson_interval(human.values["accuracy"] * human.n, human.n)}
+        if human.n is not None and "accuracy" in values:
+            entry["intervals"] = {"accuracy": wilson_interval(values["accuracy"] * human.n, human.n)}
         out.append(entry)
-    for ext in project.baselines.external:
+    for i, ext in enumerate(project.baselines.external):
         out.append(
             {
                 "name": ext.name,
                 "kind": "external",
                 "source": ext.source,
                 "caveat": ext.caveat,
-                "values": ext.values,
+                "values": applicable(f"baselines.external[{i}]", ext.values),
                 "declared": True,
             }
         )
-    return out
+    return out, notes
 
 
 # --- the ladder table and "do we need ML?" -----------------------------------------------------

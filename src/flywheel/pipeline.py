@@ -155,9 +155,12 @@ def _evaluate_all(
 ) -> list[Evaluation]:
     """Every rung and candidate as an independent task, each within its time budget."""
     budget = plan_.project.baselines.time_budget_s
+    # The slow fits (learned models) start first, so the cheap rungs fill the gaps around them;
+    # results come back in ladder order whatever the order they ran in.
+    order = sorted(range(len(plan_.candidates)), key=lambda i: (plan_.candidates[i].stage != "model", -i))
+    candidates = [plan_.candidates[i] for i in order]
     tasks = [
-        Task(c.name, partial(evaluate, c, plan_.dataset, plan_.split, metrics), budget)
-        for c in plan_.candidates
+        Task(c.name, partial(evaluate, c, plan_.dataset, plan_.split, metrics), budget) for c in candidates
     ]
 
     def done(outcome: Outcome, finished: int, total: int) -> None:
@@ -166,7 +169,10 @@ def _evaluate_all(
 
     if progress:
         progress("fitting " + ", ".join(c.name for c in plan_.candidates[:3]) + " …", 0, len(tasks))
-    outcomes = executor.run(tasks, done)
+    ran = executor.run(tasks, done)
+    outcomes: list[Outcome] = [ran[0]] * len(ran)
+    for position, outcome in zip(order, ran, strict=True):
+        outcomes[position] = outcome
     evaluations = []
     for cand, outcome in zip(plan_.candidates, outcomes, strict=True):
         if outcome.error is not None or not isinstance(outcome.value, Evaluation):
@@ -180,8 +186,9 @@ def _evaluate_all(
                     error=outcome.error or "returned no evaluation",
                 )
             )
-        else:
-            evaluations.append(outcome.value)
+        else:  # the wall time of the whole task: fit, predictions, intervals
+            value = outcome.value
+            evaluations.append(replace(value, systems={**value.systems, "wall_time_s": outcome.elapsed_s}))
     return evaluations
 
 
@@ -250,7 +257,7 @@ def run(
         evaluations = _evaluate_all(plan_, metrics, executor or LocalExecutor(), progress)
         selection = "valid" if len(plan_.split.valid) else "test"
         ranking = _with_comparisons(rank(evaluations, plan_.objective, selection), evaluations, plan_)
-        declared = declared_baselines(proj)
+        declared, declared_notes = declared_baselines(proj, plan_.dataset.task)
         margin = proj.baselines.margin if proj.baselines.margin else default_margin(plan_.objective.optimize)
         verdict_ml = need_ml(
             evaluations, plan_.dataset, plan_.split, plan_.objective.optimize, selection, margin
@@ -258,6 +265,7 @@ def run(
         human = plan_.human.to_dict() if plan_.human else None
         table = ladder_table(evaluations, plan_.objective.optimize, declared, human)
         notes = [] if selection == "valid" else ["no valid split: models are ranked on test"]
+        notes += declared_notes
         result = RunResult(
             run_id=_new_run_id(started),
             project=proj.project,
