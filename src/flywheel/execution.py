@@ -73,10 +73,14 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _child(conn: Connection, payload: bytes) -> None:
+def _child(conn: Connection, payload: bytes, threads: int) -> None:
     try:
+        from threadpoolctl import threadpool_limits
+
         task = cloudpickle.loads(payload)
-        value = task.fn()
+        # Workers share the cores: each gets its share of OpenMP/BLAS threads, not all of them.
+        with threadpool_limits(limits=threads):
+            value = task.fn()
         conn.send(("ok", value))
     except BaseException as exc:
         try:
@@ -157,7 +161,8 @@ class LocalExecutor:
     def _start(self, index: int, task: Task) -> _Running:
         ctx = _context()
         parent, child = ctx.Pipe(duplex=False)
-        process = ctx.Process(target=_child, args=(child, cloudpickle.dumps(task)), daemon=True)
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        process = ctx.Process(target=_child, args=(child, cloudpickle.dumps(task), threads), daemon=True)
         with _main_module_hidden():
             process.start()
         child.close()
