@@ -193,3 +193,13 @@ def test_baselines_command_answers_need_ml(cli: Cli, tmp_path: Path) -> None:
     assert payload["need_ml"]["answer"] in ("yes", "no", "not yet clear")
     assert [row["name"] for row in payload["ladder"]][:2] == ["dummy", "random"]
     _one_error_line(cli("baselines", "p", "--executor", "ray://x"), "--executor must be 'local' or dask://")
+
+
+def test_objective_log(cli: Cli, tmp_path: Path) -> None:
+    write_project(tmp_path / "p", IRIS_PROJECT)
+    assert "no objective recorded yet" in cli("objective", "log", "p").stdout
+    assert cli("run", "p", "--json").returncode == 0
+    proc = cli("objective", "log", "p")
+    assert proc.returncode == 0 and "optimize accuracy" in proc.stdout
+    rows = json.loads(cli("objective", "log", "p", "--json").stdout)
+    assert len(rows) == 1 and rows[0]["runs"] == 1

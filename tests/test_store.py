@@ -102,3 +102,38 @@ def test_missing_store_is_not_created_for_reading(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no flywheel store here yet"):
         open_store(tmp_path / "flywheel.db", create=False)
     assert not (tmp_path / "flywheel.db").exists()
+
+
+def test_objective_history_records_each_formula_once(tmp_path: Path) -> None:
+    from helpers import IRIS_PROJECT, write_project
+
+    path = write_project(tmp_path / "p", IRIS_PROJECT)
+    store = open_store(tmp_path / "store")
+    first = run(path, store=store, report=False)
+    run(path, store=store, report=False)
+    assert [v["version"] for v in store.objective_log("iris-test")] == [first.objective.version]
+    path.write_text(IRIS_PROJECT.replace("target: 0.9", "target: 0.95\n  reason: the client asked for 95%"))
+    third = run(path, store=store, report=False)
+    log = store.objective_log("iris-test")
+    assert [v["version"] for v in log] == [first.objective.version, third.objective.version]
+    assert log[1]["reason"] == "the client asked for 95%" and log[1]["formula"]["target"] == 0.95
+    assert [v["runs"] for v in log] == [2, 1]
+    assert any("the objective changed since the last run" in n for n in third.notes)
+    # The reason is not part of the formula: changing only the reason is not a new version.
+    path.write_text(IRIS_PROJECT.replace("target: 0.9", "target: 0.95\n  reason: reworded"))
+    run(path, store=store, report=False)
+    assert len(store.objective_log("iris-test")) == 2
+    store.close()
+
+
+def test_a_version_1_store_is_migrated_to_the_objective_history(tmp_path: Path) -> None:
+    open_store(tmp_path).close()
+    con = sqlite3.connect(tmp_path / "flywheel.db")
+    con.execute("DROP TABLE objective_versions")
+    con.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    s = open_store(tmp_path)
+    assert s.schema_version() == SCHEMA_VERSION == 2
+    assert s.objective_log("anything") == []
+    s.close()

@@ -386,6 +386,53 @@ def demo(
         _print_result(_run_with_progress(path, quiet=False))
 
 
+objective_app = typer.Typer(
+    help="The objective's history: every formula that judged this project.", no_args_is_help=True
+)
+app.add_typer(objective_app, name="objective")
+
+
+@objective_app.command("log")
+def objective_log(
+    path: PathArg = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """List every version of the objective, when it was first used, why, and how many runs it judged."""
+    from flywheel.project import load_project
+    from flywheel.store import open_store
+
+    with _user_errors():
+        project = load_project(path)
+        db_file = project.store_dir / "flywheel.db"
+        rows: list[dict[str, Any]] = []
+        if db_file.exists():
+            store = open_store(db_file, create=False)
+            try:
+                rows = store.objective_log(project.project)
+            finally:
+                store.close()
+        if as_json:
+            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+            return
+        if not rows:
+            out.print("no objective recorded yet; it is recorded by `flywheel run`")
+            return
+        table = Table(title=f"{project.project} · objective history", title_justify="left")
+        for col in ("version", "first used (UTC)", "formula", "runs", "reason"):
+            table.add_column(col, justify="right" if col == "runs" else "left")
+        for r in rows:
+            formula = r["formula"]
+            text = f"optimize {formula['optimize']}"
+            if formula.get("target") is not None:
+                text += f", target {formula['target']}"
+            for metric, bound in formula.get("constraints", {}).items():
+                text += f", {metric} " + " ".join(f"{k} {v}" for k, v in bound.items())
+            table.add_row(
+                r["version"], r["first_seen"][:16].replace("T", " "), text, str(r["runs"]), r["reason"] or ""
+            )
+        out.print(table)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -25,7 +25,11 @@ from flywheel.errors import DataError
 from flywheel.metrics import score
 from flywheel.project import PROJECT_FILE
 
-__all__ = ["HumanLevel", "measure_annotators", "wilson_interval"]
+__all__ = [
+    "HumanLevel",
+    "measure_annotators",
+    "wilson_interval",
+]
 
 _Z95 = 1.959963984540054
 

@@ -285,6 +285,19 @@ def run(
             human=plan_.human,
             notes=notes,
         )
+        if db is not None and save:
+            previous = db.record_objective(
+                proj.project,
+                plan_.objective.version,
+                plan_.objective.to_dict(),
+                proj.objective.reason,
+                started,
+            )
+            if previous is not None:
+                result.notes.append(
+                    f"the objective changed since the last run ({previous} -> "
+                    f"{plan_.objective.version}); `flywheel objective log` shows its history"
+                )
         if report:
             from flywheel.report import write_report
 

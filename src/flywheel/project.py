@@ -219,6 +219,8 @@ class ObjectiveSpec(_Strict):
     optimize: str
     target: float | None = None
     constraints: dict[str, Bound] = Field(default_factory=dict)
+    # Why the formula is what it is; recorded in the objective's history, not part of the formula.
+    reason: str | None = None
 
     @field_validator("optimize")
     @classmethod
@@ -438,7 +440,7 @@ class Project(_Strict):
 
     def objective_fingerprint(self) -> str:
         """A short hash of the objective, so a result says which formula judged it."""
-        blob = json.dumps(self.objective.model_dump(mode="json"), sort_keys=True)
+        blob = json.dumps(self.objective.model_dump(mode="json", exclude={"reason"}), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

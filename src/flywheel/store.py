@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DB_NAME",
     "EvaluationRow",
+    "ObjectiveVersionRow",
     "RunRow",
     "SCHEMA_VERSION",
     "ScoreRow",
@@ -55,7 +56,7 @@ __all__ = [
 ]
 
 DB_NAME = "flywheel.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Base(DeclarativeBase):
@@ -129,9 +130,25 @@ class ScoreRow(Base):
     evaluation: Mapped[EvaluationRow] = relationship(back_populates="scores")
 
 
-# Migration N brings a store from version N-1 to N. Version 1 is the first schema,
-# created whole; later versions append a function here.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+class ObjectiveVersionRow(Base):
+    """One version of a project's objective: the formula, when it was first used, and why."""
+
+    __tablename__ = "objective_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[str] = mapped_column(String(32))
+    formula_json: Mapped[str] = mapped_column(Text)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+def _add_objective_versions(conn: Connection) -> None:
+    ObjectiveVersionRow.__table__.create(conn)  # type: ignore[attr-defined]
+
+
+# Migration N brings a store from version N-1 to N. A fresh store is created whole at the
+# current version; an older one runs each step in order, in one transaction.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_objective_versions}
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -208,6 +225,56 @@ class Store:
             run = s.get(RunRow, run_id)
             if run is not None:
                 run.report_path = str(path)
+
+    def record_objective(
+        self, project: str, version: str, formula: dict[str, Any], reason: str | None, when: datetime
+    ) -> str | None:
+        """Store an objective version the first time it is used; return the previous one if it changed."""
+        with self.session() as s:
+            rows = s.scalars(
+                select(ObjectiveVersionRow)
+                .where(ObjectiveVersionRow.project == project)
+                .order_by(ObjectiveVersionRow.id)
+            ).all()
+            if rows and rows[-1].version == version:
+                return None
+            s.add(
+                ObjectiveVersionRow(
+                    project=project,
+                    version=version,
+                    first_seen=when,
+                    reason=reason,
+                    formula_json=json.dumps(formula, sort_keys=True),
+                )
+            )
+            return rows[-1].version if rows else None
+
+    def objective_log(self, project: str) -> list[dict[str, Any]]:
+        """The project's objective versions, oldest first, with how many runs each judged."""
+        from sqlalchemy import func
+
+        with self.session() as s:
+            counts = dict(
+                s.execute(
+                    select(RunRow.objective_version, func.count())
+                    .where(RunRow.project == project)
+                    .group_by(RunRow.objective_version)
+                ).all()
+            )
+            return [
+                {
+                    "version": r.version,
+                    "first_seen": r.first_seen.isoformat(),
+                    "reason": r.reason,
+                    "formula": json.loads(r.formula_json),
+                    "runs": int(counts.get(r.version, 0)),
+                }
+                for r in s.scalars(
+                    select(ObjectiveVersionRow)
+                    .where(ObjectiveVersionRow.project == project)
+                    .order_by(ObjectiveVersionRow.id)
+                )
+            ]
 
     def list_runs(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Runs, newest first, as plain dicts."""
