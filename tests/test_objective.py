@@ -112,3 +112,34 @@ def test_metric_must_fit_the_task() -> None:
             "binary",
             "v1",
         )
+
+
+def test_a_constraint_with_confidence_is_checked_on_the_interval_bound() -> None:
+    spec = {"constraints": {"recall_macro": {"min": 0.8, "confidence": 0.9}}}
+    o = obj(**spec)
+    assert o.confidence_levels() == {"recall_macro": 0.9}
+
+    def model(name: str, point: float, low: float) -> Evaluation:
+        return Evaluation(
+            name,
+            "candidate",
+            "estimator",
+            "",
+            metrics={"valid": {"accuracy": 0.9, "recall_macro": point}, "test": {"accuracy": 0.9}},
+            bounds={"valid": {"recall_macro@0.9": (low, point + 0.02)}},
+        )
+
+    r = rank([model("sure", 0.86, 0.81), model("lucky", 0.85, 0.78)], o, "valid")
+    by = {s.name: s for s in r.standings}
+    assert by["sure"].feasible is True
+    assert by["lucky"].feasible is False  # its point passes 0.8; its 90% lower bound does not
+    assert by["lucky"].violations[0].describe() == "recall_macro at 90% confidence 0.78 < min 0.8 (by 0.02)"
+    without = rank([model("lucky", 0.85, 0.78)], obj(constraints={"recall_macro": {"min": 0.8}}), "valid")
+    assert without.standings[0].feasible is True
+
+
+def test_a_systems_constraint_with_confidence_is_not_checked_on_a_point() -> None:
+    o = obj(constraints={"latency_p95_ms": {"max": 5, "confidence": 0.95}})
+    r = rank([ev("a", 0.9, 0.9, latency_p95_ms=1.0)], o, "valid")
+    assert r.standings[0].feasible is None
+    assert r.standings[0].violations[0].describe() == "latency_p95_ms not measured at 95% confidence"

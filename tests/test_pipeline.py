@@ -292,3 +292,19 @@ def test_per_class_metric_must_name_a_real_class(tmp_path: Path) -> None:
     )
     with pytest.raises(ProjectError, match=r"names class '11', which the target does not have"):
         run(path)
+
+
+def test_confidence_constraints_are_computed_at_their_level(tmp_path: Path) -> None:
+    path = write_project(
+        tmp_path,
+        """\
+        project: iris
+        data: {source: builtin:iris, target: species, split: {seed: 2}}
+        objective: {optimize: accuracy, constraints: {recall_macro: {min: 0.5, confidence: 0.8}}}
+    """,
+    )
+    result = run(path, save=False, report=False)
+    linear = result.evaluation("linear")
+    low80, high80 = linear.bounds["valid"]["recall_macro@0.8"]
+    low95, high95 = linear.interval("recall_macro", "valid")  # type: ignore[misc]
+    assert low95 <= low80 <= high80 <= high95  # an 80% interval sits inside the 95% one

@@ -65,7 +65,8 @@ models:
         (("optimize: accuracy", "optimize: acc"), "; got 'acc'"),
         (
             ("optimize: accuracy}", "optimize: accuracy, weights: {a: 1}}"),
-            "flywheel.yaml: objective has an unknown field 'weights'; allowed: constraints, optimize, target",
+            "flywheel.yaml: objective has an unknown field 'weights'; "
+            "allowed: constraints, optimize, reason, target",
         ),
         (
             ("project: p", "project: p\narchetype: robot"),

@@ -50,6 +50,8 @@ class Evaluation:
     error: str | None = None
     notes: tuple[str, ...] = ()
     intervals: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    # Intervals at the confidence levels constraints ask for, keyed "metric@level".
+    bounds: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
     predictions: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     scores: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
 
@@ -206,6 +208,38 @@ def _score_split(
     return values, intervals, notes
 
 
+def _bounds_at(
+    ds: Dataset,
+    rows: np.ndarray,
+    pred: np.ndarray,
+    proba: np.ndarray | None,
+    levels: dict[str, float],
+    n_resamples: int,
+    seed: int,
+) -> dict[str, tuple[float, float]]:
+    classes = None if ds.classes is None else np.asarray(ds.classes)
+    out: dict[str, tuple[float, float]] = {}
+    for metric, level in levels.items():
+        if proba is None and get_metric(metric).needs == "scores":
+            continue
+        try:
+            est = score(
+                ds.y[rows],
+                pred,
+                proba,
+                [metric],
+                classes=classes,
+                confidence=level,
+                n_resamples=n_resamples,
+                seed=seed,
+            )[metric]
+        except ValueError:
+            continue
+        if est.low is not None and est.high is not None:
+            out[f"{metric}@{level:g}"] = (est.low, est.high)
+    return out
+
+
 def evaluate(
     cand: Candidate,
     ds: Dataset,
@@ -214,6 +248,7 @@ def evaluate(
     *,
     n_resamples: int = 1000,
     seed: int = 0,
+    levels: dict[str, float] | None = None,
 ) -> Evaluation:
     """Fit (when needed), predict valid and test, and compute ``metrics`` with intervals on each."""
     parts = scored_splits(split)
@@ -233,6 +268,7 @@ def evaluate(
             return Evaluation(**base, error=_one_line(exc))
     values: dict[str, dict[str, float | None]] = {}
     intervals: dict[str, dict[str, tuple[float, float]]] = {}
+    bounds: dict[str, dict[str, tuple[float, float]]] = {}
     notes = list(dict.fromkeys(f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught))
     for name, (pred, proba) in predicted.items():
         # The same seed on every candidate: models scored on the same rows share their resamples.
@@ -240,10 +276,13 @@ def evaluate(
             ds, parts[name], pred, proba, metrics, n_resamples, seed
         )
         notes += [f"{name}: {n}" for n in split_notes]
+        if levels:
+            bounds[name] = _bounds_at(ds, parts[name], pred, proba, levels, n_resamples, seed)
     return Evaluation(
         **base,
         metrics=values,
         intervals=intervals,
+        bounds=bounds,
         systems=systems,
         notes=tuple(notes),
         predictions={k: v[0] for k, v in predicted.items()},

@@ -57,6 +57,12 @@ class Objective:
             m for m in self.constraints if is_metric(m) and m != self.optimize.name
         ]
 
+    def confidence_levels(self) -> dict[str, float]:
+        """Quality metrics whose constraint must hold at a confidence level, and that level."""
+        return {
+            m: b.confidence for m, b in self.constraints.items() if b.confidence is not None and is_metric(m)
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
         return {
@@ -115,12 +121,17 @@ class Violation:
     by: float | None
 
     def describe(self) -> str:
-        """``latency_p95_ms 3.1 > max 2 (by 1.1)`` or ``size_mb not measured``."""
+        """``latency_p95_ms 3.1 > max 2 (by 1.1)`` or ``size_mb not measured``.
+
+        With a confidence level, the value is the interval's bound on the wrong side.
+        """
+        level = self.bound.get("confidence")
+        at = f" at {level:.0%} confidence" if level is not None else ""
         if self.value is None:
-            return f"{self.metric} not measured"
+            return f"{self.metric} not measured{at}"
         side = "max" if "max" in self.bound and self.value > self.bound["max"] else "min"
         op = ">" if side == "max" else "<"
-        return f"{self.metric} {self.value:.4g} {op} {side} {self.bound[side]:g} (by {self.by:.3g})"
+        return f"{self.metric}{at} {self.value:.4g} {op} {side} {self.bound[side]:g} (by {self.by:.3g})"
 
 
 @dataclass(frozen=True)
@@ -197,17 +208,27 @@ class Verdict:
         }
 
 
-def _constraint_value(ev: Evaluation, metric: str, split: str) -> float | None:
+def _constraint_value(ev: Evaluation, metric: str, bound: Bound, split: str) -> float | None:
+    """The value a constraint is checked on: the point, or with a confidence level the interval's
+    bound on the side that matters (the lower bound for a minimum, the upper for a maximum)."""
+    if bound.confidence is None:
+        return ev.systems.get(metric) if metric in SYSTEMS_METRICS else ev.value(metric, split)
     if metric in SYSTEMS_METRICS:
-        return ev.systems.get(metric)
-    return ev.value(metric, split)
+        return None  # systems metrics carry no interval yet: the constraint cannot be checked
+    interval = ev.bounds.get(split, {}).get(f"{metric}@{bound.confidence:g}")
+    if interval is None:
+        return None
+    low, high = interval
+    if bound.min is not None and bound.max is not None:
+        return low if low < bound.min else high
+    return low if bound.min is not None else high
 
 
 def _standing(ev: Evaluation, obj: Objective, split: str) -> Standing:
     violations = []
     unknown = False
     for metric, bound in obj.constraints.items():
-        value = _constraint_value(ev, metric, split)
+        value = _constraint_value(ev, metric, bound, split)
         if value is None:
             unknown = True
             violations.append(Violation(metric, bound.model_dump(exclude_none=True), None, None))

@@ -160,7 +160,14 @@ def _evaluate_all(
     order = sorted(range(len(plan_.candidates)), key=lambda i: (plan_.candidates[i].stage != "model", -i))
     candidates = [plan_.candidates[i] for i in order]
     tasks = [
-        Task(c.name, partial(evaluate, c, plan_.dataset, plan_.split, metrics), budget) for c in candidates
+        Task(
+            c.name,
+            partial(
+                evaluate, c, plan_.dataset, plan_.split, metrics, levels=plan_.objective.confidence_levels()
+            ),
+            budget,
+        )
+        for c in candidates
     ]
 
     def done(outcome: Outcome, finished: int, total: int) -> None:

@@ -175,10 +175,11 @@ class DataSpec(_Strict):
 
 
 class Bound(_Strict):
-    """A constraint's bounds; ``confidence`` is reserved for interval-based checks."""
+    """A constraint's bounds; with ``confidence``, the interval's bound must hold, not the point."""
 
     min: float | None = None
     max: float | None = None
+    confidence: float | None = Field(default=None, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _some_bound(self) -> Bound:
