@@ -143,3 +143,79 @@ def test_a_systems_constraint_with_confidence_is_not_checked_on_a_point() -> Non
     r = rank([ev("a", 0.9, 0.9, latency_p95_ms=1.0)], o, "valid")
     assert r.standings[0].feasible is None
     assert r.standings[0].violations[0].describe() == "latency_p95_ms not measured at 95% confidence"
+
+
+# --- weighted objectives --------------------------------------------------------------------------
+
+
+def _stage(name: str, stage: str, acc: float, loss: float) -> Evaluation:
+    values = {"accuracy": acc, "log_loss": loss}
+    return Evaluation(
+        name, "baseline", "rung", "", stage, metrics={"valid": dict(values), "test": dict(values)}
+    )
+
+
+def _weighted(**weights: float):  # type: ignore[no-untyped-def]
+    return make_objective(ObjectiveSpec.model_validate({"weights": weights}), "binary", "v1")
+
+
+def test_normalisation_puts_the_dummy_at_zero_and_the_ceiling_at_one() -> None:
+    from flywheel.objective import with_composite
+
+    o = _weighted(accuracy=1, log_loss=1)
+    dummy = _stage("dummy", "constant", 0.5, 0.69)
+    perfect = _stage("perfect", "model", 1.0, 0.0)  # the metrics' best values: accuracy 1, log_loss 0
+    halfway = _stage("half", "model", 0.75, 0.345)
+    scored = {e.name: e for e in with_composite([dummy, perfect, halfway], o, ceilings={})}
+    assert scored["dummy"].value("objective", "valid") == 0.0
+    assert scored["perfect"].value("objective", "valid") == pytest.approx(1.0)
+    assert scored["half"].value("objective", "valid") == pytest.approx(0.5)
+    # A declared human level is the ceiling instead of the metric's best value.
+    human = with_composite([dummy, halfway], o, ceilings={"accuracy": 0.75, "log_loss": 0.345})
+    assert human[1].value("objective", "valid") == pytest.approx(1.0)
+
+
+def test_weights_decide_the_ranking_and_its_sensitivity_is_reported() -> None:
+    from flywheel.objective import weight_sensitivity, with_composite
+
+    evals = [
+        _stage("dummy", "constant", 0.5, 0.69),
+        _stage("sharp", "model", 0.9, 0.60),
+        _stage("calibrated", "model", 0.8, 0.30),
+    ]
+    accuracy_first = _weighted(accuracy=3, log_loss=1)
+    calibration_first = _weighted(accuracy=1, log_loss=3)
+    assert rank(with_composite(evals, accuracy_first, {}), accuracy_first, "valid").best == "sharp"
+    assert rank(with_composite(evals, calibration_first, {}), calibration_first, "valid").best == "calibrated"
+    balanced = _weighted(accuracy=2.2, log_loss=1)  # close call (tie at 2.17): -20% on accuracy flips it
+    rows = weight_sensitivity(evals, balanced, {}, "valid")
+    assert {(r["metric"], r["change"]) for r in rows} == {
+        ("accuracy", "+20%"),
+        ("accuracy", "-20%"),
+        ("log_loss", "+20%"),
+        ("log_loss", "-20%"),
+    }
+    assert any(r["best_changes"] for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"weights": {"accuracy": -1, "f1_macro": 2}}, "objective.weights must be >= 0; got accuracy: -1"),
+        ({"weights": {"accuracy": 0, "f1_macro": 0}}, "objective.weights must not all be zero"),
+        ({"weights": {"acc": 1}}, "objective.weights must be one of accuracy"),
+        ({"optimize": "accuracy", "weights": {"accuracy": 1}}, "not both; got both"),
+        ({}, "needs optimize (one metric) or weights (several), not both; got neither"),
+    ],
+)
+def test_weight_mistakes_are_one_line(spec: dict[str, object], expected: str) -> None:
+    import yaml
+
+    from flywheel.project import parse_project
+
+    text = "project: p\ndata: {source: builtin:iris, target: species}\nobjective: " + yaml.safe_dump(
+        spec, default_flow_style=True
+    )
+    with pytest.raises(ProjectError) as info:
+        parse_project(text)
+    assert expected in str(info.value)

@@ -308,3 +308,24 @@ def test_confidence_constraints_are_computed_at_their_level(tmp_path: Path) -> N
     low80, high80 = linear.bounds["valid"]["recall_macro@0.8"]
     low95, high95 = linear.interval("recall_macro", "valid")  # type: ignore[misc]
     assert low95 <= low80 <= high80 <= high95  # an 80% interval sits inside the 95% one
+
+
+def test_a_weighted_objective_ranks_by_the_normalised_average(tmp_path: Path) -> None:
+    path = write_project(
+        tmp_path,
+        """\
+        project: weighted
+        data: {source: builtin:breast_cancer, target: diagnosis, split: {seed: 4}}
+        objective: {weights: {roc_auc: 2, log_loss: 1}, target: 0.5}
+        baselines: {human: {roc_auc: 0.99}}
+    """,
+    )
+    result = run(path, save=False, report=False)
+    dummy = result.evaluation("dummy")
+    assert dummy.value("objective", "valid") == 0.0
+    best = next(s for s in result.ranking.standings if s.name == result.ranking.best)
+    assert best.value == max(s.value for s in result.ranking.standings if s.value is not None)
+    assert result.objective.to_dict()["weights"] == {"roc_auc": 2.0, "log_loss": 1.0}
+    assert len(result.sensitivity) == 4
+    assert result.need_ml is not None and "roc_auc" in result.need_ml.reason  # the heaviest weight
+    assert result.verdict.status in ("pass", "fail")

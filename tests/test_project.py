@@ -64,9 +64,9 @@ models:
         ),
         (("optimize: accuracy", "optimize: acc"), "; got 'acc'"),
         (
-            ("optimize: accuracy}", "optimize: accuracy, weights: {a: 1}}"),
-            "flywheel.yaml: objective has an unknown field 'weights'; "
-            "allowed: constraints, optimize, reason, target",
+            ("optimize: accuracy}", "optimize: accuracy, weight: {a: 1}}"),
+            "flywheel.yaml: objective has an unknown field 'weight'; "
+            "allowed: constraints, optimize, reason, target, weights (did you mean 'weights'?)",
         ),
         (
             ("project: p", "project: p\narchetype: robot"),

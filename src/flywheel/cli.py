@@ -195,6 +195,33 @@ def _ladder(result: Any) -> Table:
     return table
 
 
+def _print_sensitivity(result: Any) -> None:
+    """For a weighted objective: does the ranking survive each weight moving by ±20 %?"""
+    if not result.sensitivity:
+        return
+    moves = [
+        f"{row['metric']} {row['change']}: best becomes {row['best']}"
+        for row in result.sensitivity
+        if row["best_changes"]
+    ]
+    reorders = [
+        f"{row['metric']} {row['change']}"
+        for row in result.sensitivity
+        if row["order_changes"] and not row["best_changes"]
+    ]
+    if not moves and not reorders:
+        out.print("weights ±20%: the ranking does not move", soft_wrap=True)
+        return
+    if moves:
+        out.print("weights ±20%: " + "; ".join(moves), soft_wrap=True, markup=False)
+    if reorders:
+        out.print(
+            "weights ±20% reorder the ranking below the best: " + ", ".join(reorders),
+            soft_wrap=True,
+            markup=False,
+        )
+
+
 def _print_need_ml(result: Any) -> None:
     verdict = result.need_ml
     if verdict is None:
@@ -216,6 +243,7 @@ def _print_result(result: Any) -> None:
     for e in result.evaluations:
         if not e.ok:
             out.print(f"[red]failed[/] {e.name}: {e.error}", soft_wrap=True, markup=True)
+    _print_sensitivity(result)
     for note in result.notes:
         out.print(f"note: {note}", soft_wrap=True, markup=False)
     colour = {"pass": "green", "fail": "red", "inconclusive": "yellow"}[result.verdict.status]

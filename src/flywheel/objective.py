@@ -10,17 +10,27 @@ target.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from flywheel.errors import ProjectError
 from flywheel.evaluate import Evaluation
-from flywheel.metrics import MetricRef, is_metric, metric_names, parse_metric
+from flywheel.metrics import (
+    CLASSIFICATION,
+    REGRESSION,
+    Metric,
+    MetricRef,
+    is_metric,
+    metric_names,
+    parse_metric,
+)
 from flywheel.project import PROJECT_FILE, Bound, ObjectiveSpec
 from flywheel.systems import SYSTEMS_METRICS
 
 __all__ = [
+    "COMPOSITE",
     "Objective",
     "Ranking",
     "Standing",
@@ -29,8 +39,26 @@ __all__ = [
     "distinguish",
     "judge",
     "make_objective",
+    "normalise",
     "rank",
+    "weight_sensitivity",
+    "with_composite",
 ]
+
+
+COMPOSITE = MetricRef(
+    "objective",
+    Metric(
+        "objective",
+        CLASSIFICATION | REGRESSION,
+        True,
+        "labels",
+        -math.inf,
+        1.0,  # the ceiling; a model better than human level scores above it
+        "composite",
+        "weighted average of metrics normalised so the dummy scores 0 and the ceiling 1",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +69,19 @@ class Objective:
     target: float | None
     constraints: dict[str, Bound]
     version: str
+    weights: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def weighted(self) -> bool:
+        """Whether models are ranked by a weighted average of normalised metrics."""
+        return bool(self.weights)
+
+    @property
+    def primary(self) -> MetricRef:
+        """The one real metric that stands for the objective: the optimized one, or the heaviest weight."""
+        if not self.weights:
+            return self.optimize
+        return parse_metric(max(self.weights, key=lambda m: self.weights[m]))
 
     def better(self, a: float, b: float) -> bool:
         """Whether ``a`` is strictly better than ``b`` on the optimized metric."""
@@ -52,10 +93,9 @@ class Objective:
         return value >= self.target if self.optimize.greater_is_better else value <= self.target
 
     def quality_metrics(self) -> list[str]:
-        """Quality metrics the objective needs computed: optimize first, then constrained ones."""
-        return [self.optimize.name] + [
-            m for m in self.constraints if is_metric(m) and m != self.optimize.name
-        ]
+        """Quality metrics the objective needs computed: optimized or weighted first, then constrained."""
+        head = list(self.weights) if self.weights else [self.optimize.name]
+        return head + [m for m in self.constraints if is_metric(m) and m not in head]
 
     def confidence_levels(self) -> dict[str, float]:
         """Quality metrics whose constraint must hold at a confidence level, and that level."""
@@ -67,6 +107,7 @@ class Objective:
         """A JSON-ready view."""
         return {
             "optimize": self.optimize.name,
+            "weights": dict(self.weights),
             "greater_is_better": self.optimize.greater_is_better,
             "target": self.target,
             "version": self.version,
@@ -82,9 +123,12 @@ def make_objective(
     classes: Sequence[Any] | None = None,
 ) -> Objective:
     """Check the objective's metrics against the task (and classes) and build an :class:`Objective`."""
-    names = [("objective.optimize", spec.optimize)] + [
-        (f"objective.constraints.{m}", m) for m in spec.constraints if is_metric(m)
-    ]
+    head = (
+        [("objective.optimize", spec.optimize)]
+        if spec.optimize
+        else [(f"objective.weights.{m}", m) for m in spec.weights]
+    )
+    names = head + [(f"objective.constraints.{m}", m) for m in spec.constraints if is_metric(m)]
     known = [str(c) for c in classes] if classes is not None else None
     for field_name, name in names:
         ref = parse_metric(name)
@@ -102,6 +146,9 @@ def make_objective(
                 f"{where}: {field_name} {name!r} names class {ref.class_label!r}, which the target "
                 f"does not have; classes: {', '.join(known[:10])}"
             )
+    if spec.weights:
+        return Objective(COMPOSITE, spec.target, dict(spec.constraints), version, dict(spec.weights))
+    assert spec.optimize is not None
     metric = parse_metric(spec.optimize)
     if spec.target is not None and not metric.lower <= spec.target <= metric.upper:
         raise ProjectError(
@@ -320,3 +367,99 @@ def judge(ranking: Ranking, obj: Objective) -> Verdict:
     op = (">=" if ok else "<") if obj.optimize.greater_is_better else ("<=" if ok else ">")
     reason = f"{best.name}: test {metric} {shown} {op} target {obj.target:g}"
     return Verdict("pass" if ok else "fail", reason, best.name, best.test_value, obj.target)
+
+
+# --- weighted objectives -------------------------------------------------------------------------
+
+
+def normalise(value: float, floor: float, ceiling: float) -> float | None:
+    """``value`` on a scale where the dummy (``floor``) is 0 and the ceiling is 1.
+
+    Works for either direction: for an error the ceiling is below the floor.
+
+    >>> normalise(0.75, 0.5, 1.0)
+    0.5
+    >>> normalise(2.0, 4.0, 0.0)
+    0.5
+    """
+    if ceiling == floor or not (math.isfinite(floor) and math.isfinite(ceiling)):
+        return None
+    return (value - floor) / (ceiling - floor)
+
+
+def _composite(
+    ev: Evaluation,
+    split: str,
+    weights: Mapping[str, float],
+    floors: Mapping[str, float],
+    ceilings: Mapping[str, float],
+) -> float | None:
+    total, weight_sum = 0.0, 0.0
+    for metric, weight in weights.items():
+        value = ev.value(metric, split)
+        if value is None or metric not in floors:
+            return None
+        scaled = normalise(value, floors[metric], ceilings[metric])
+        if scaled is None:
+            return None
+        total += weight * scaled
+        weight_sum += weight
+    return total / weight_sum if weight_sum > 0 else None
+
+
+def with_composite(
+    evaluations: Sequence[Evaluation],
+    obj: Objective,
+    ceilings: Mapping[str, float],
+    weights: Mapping[str, float] | None = None,
+) -> list[Evaluation]:
+    """Add the weighted objective (metric ``objective``) to every evaluation's metrics.
+
+    Each weighted metric is normalised so the dummy (the first constant rung)
+    scores 0 and the ceiling scores 1, so metrics on different scales combine
+    honestly. ``ceilings`` maps metric -> human level where declared; others use
+    the metric's best value.
+    """
+    weights = dict(weights or obj.weights)
+    dummy = next((e for e in evaluations if e.ok and e.stage == "constant"), None)
+    out = []
+    for ev in evaluations:
+        if not ev.ok or dummy is None:
+            out.append(ev)
+            continue
+        metrics = {split: dict(values) for split, values in ev.metrics.items()}
+        for split in metrics:
+            floors = {m: v for m in weights if (v := dummy.value(m, split)) is not None}
+            tops = {m: ceilings.get(m, parse_metric(m).best) for m in weights}
+            metrics[split][COMPOSITE.name] = _composite(ev, split, weights, floors, tops)
+        out.append(replace(ev, metrics=metrics))
+    return out
+
+
+def weight_sensitivity(
+    evaluations: Sequence[Evaluation],
+    obj: Objective,
+    ceilings: Mapping[str, float],
+    selection_split: str,
+    change: float = 0.2,
+) -> list[dict[str, Any]]:
+    """How the ranking moves when each weight changes by ±``change`` (default 20 %)."""
+    base = rank(with_composite(evaluations, obj, ceilings), obj, selection_split)
+    base_order = [s.name for s in base.standings]
+    out = []
+    for metric in obj.weights:
+        for factor in (1 + change, 1 - change):
+            weights = {**obj.weights, metric: obj.weights[metric] * factor}
+            moved = rank(with_composite(evaluations, obj, ceilings, weights), obj, selection_split)
+            order = [s.name for s in moved.standings]
+            out.append(
+                {
+                    "metric": metric,
+                    "change": f"{factor - 1:+.0%}",
+                    "best": moved.best,
+                    "best_changes": moved.best != base.best,
+                    "order_changes": order != base_order,
+                    "order": order,
+                }
+            )
+    return out

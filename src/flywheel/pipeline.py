@@ -26,8 +26,19 @@ from flywheel.evaluate import Evaluation, compare_evaluations, evaluate
 from flywheel.execution import Executor, LocalExecutor, Outcome, Task
 from flywheel.humans import HumanLevel, measure_annotators
 from flywheel.ladder import NeedML, build_ladder, declared_baselines, default_margin, ladder_table, need_ml
+from flywheel.metrics import is_metric
 from flywheel.models import Candidate, resolve_candidates
-from flywheel.objective import Objective, Ranking, Verdict, distinguish, judge, make_objective, rank
+from flywheel.objective import (
+    Objective,
+    Ranking,
+    Verdict,
+    distinguish,
+    judge,
+    make_objective,
+    rank,
+    weight_sensitivity,
+    with_composite,
+)
 from flywheel.project import Project, load_project
 from flywheel.store import Store, open_store
 
@@ -74,6 +85,7 @@ class RunResult:
     declared: list[dict[str, Any]]
     ladder: list[dict[str, Any]] = field(default_factory=list)
     need_ml: NeedML | None = None
+    sensitivity: list[dict[str, Any]] = field(default_factory=list)
     human: HumanLevel | None = None
     report_path: Path | None = None
     notes: list[str] = field(default_factory=list)
@@ -100,6 +112,7 @@ class RunResult:
             "declared": self.declared,
             "ladder": self.ladder,
             "need_ml": self.need_ml.to_dict() if self.need_ml else None,
+            "sensitivity": self.sensitivity,
             "human": self.human.to_dict() if self.human else None,
             "report_path": str(self.report_path) if self.report_path else None,
             "notes": self.notes,
@@ -145,7 +158,7 @@ def plan(project: Project, *, candidates: bool = True) -> Plan:
     spec = project.baselines.human
     if spec is not None and spec.annotators:
         human = measure_annotators(
-            project.resolve(spec.annotators), ds, objective.optimize.name, given=spec.annotators, where=where
+            project.resolve(spec.annotators), ds, objective.primary.name, given=spec.annotators, where=where
         )
     return Plan(project, ds, split, objective, entrants, human)
 
@@ -199,10 +212,18 @@ def _evaluate_all(
     return evaluations
 
 
+def _ceilings(declared: list[dict[str, Any]], human: HumanLevel | None) -> dict[str, float]:
+    """Human level per metric, where known: the ceiling a weighted objective normalises to."""
+    out = {m: v for d in declared if d["kind"] == "human" for m, v in d["values"].items()}
+    if human is not None:
+        out[human.metric] = human.value
+    return out
+
+
 def _with_comparisons(ranking: Ranking, evaluations: list[Evaluation], plan_: Plan) -> Ranking:
     """Compare the best model with every other ranked model on the same rows."""
-    if ranking.best is None:
-        return ranking
+    if ranking.best is None or not is_metric(plan_.objective.optimize.name):
+        return ranking  # a weighted objective has no paired test of its own
     by_name = {e.name: e for e in evaluations}
     best = by_name[ranking.best]
     comparisons = {}
@@ -263,12 +284,16 @@ def run(
         metrics = default_metrics(plan_.dataset.task, plan_.objective)
         evaluations = _evaluate_all(plan_, metrics, executor or LocalExecutor(), progress)
         selection = "valid" if len(plan_.split.valid) else "test"
-        ranking = _with_comparisons(rank(evaluations, plan_.objective, selection), evaluations, plan_)
         declared, declared_notes = declared_baselines(proj, plan_.dataset.task)
-        margin = proj.baselines.margin if proj.baselines.margin else default_margin(plan_.objective.optimize)
-        verdict_ml = need_ml(
-            evaluations, plan_.dataset, plan_.split, plan_.objective.optimize, selection, margin
-        )
+        sensitivity: list[dict[str, Any]] = []
+        if plan_.objective.weighted:
+            ceilings = _ceilings(declared, plan_.human)
+            evaluations = with_composite(evaluations, plan_.objective, ceilings)
+            sensitivity = weight_sensitivity(evaluations, plan_.objective, ceilings, selection)
+        ranking = _with_comparisons(rank(evaluations, plan_.objective, selection), evaluations, plan_)
+        primary = plan_.objective.primary
+        margin = proj.baselines.margin if proj.baselines.margin else default_margin(primary)
+        verdict_ml = need_ml(evaluations, plan_.dataset, plan_.split, primary, selection, margin)
         human = plan_.human.to_dict() if plan_.human else None
         table = ladder_table(evaluations, plan_.objective.optimize, declared, human)
         notes = [] if selection == "valid" else ["no valid split: models are ranked on test"]
@@ -289,6 +314,7 @@ def run(
             declared=declared,
             ladder=table,
             need_ml=verdict_ml,
+            sensitivity=sensitivity,
             human=plan_.human,
             notes=notes,
         )

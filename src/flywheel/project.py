@@ -215,9 +215,10 @@ def _check_quality_metric(name: str) -> str:
 
 
 class ObjectiveSpec(_Strict):
-    """One metric to optimize, an optional success target, and constraints on others."""
+    """One metric to optimize (or a weighted average of several), a success target, and constraints."""
 
-    optimize: str
+    optimize: str | None = None
+    weights: dict[str, float] = Field(default_factory=dict)
     target: float | None = None
     constraints: dict[str, Bound] = Field(default_factory=dict)
     # Why the formula is what it is; recorded in the objective's history, not part of the formula.
@@ -225,8 +226,19 @@ class ObjectiveSpec(_Strict):
 
     @field_validator("optimize")
     @classmethod
-    def _known_metric(cls, v: str) -> str:
-        return _check_quality_metric(v)
+    def _known_metric(cls, v: str | None) -> str | None:
+        return None if v is None else _check_quality_metric(v)
+
+    @field_validator("weights")
+    @classmethod
+    def _valid_weights(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, weight in v.items():
+            _check_quality_metric(name)
+            if weight < 0:
+                raise ValueError(f"must be >= 0; got {name}: {weight:g}")
+        if v and sum(v.values()) <= 0:
+            raise ValueError(f"must not all be zero; got {v}")
+        return v
 
     @field_validator("constraints")
     @classmethod
@@ -240,9 +252,17 @@ class ObjectiveSpec(_Strict):
                 )
         return v
 
+    @model_validator(mode="after")
+    def _one_formula(self) -> ObjectiveSpec:
+        if (self.optimize is None) == (not self.weights):
+            got = "both" if self.optimize is not None else "neither"
+            raise ValueError(f"needs optimize (one metric) or weights (several), not both; got {got}")
+        return self
+
     def metrics(self) -> list[str]:
-        """Quality metrics the objective names (optimize first, then constrained ones)."""
-        return [self.optimize] + [m for m in self.constraints if is_metric(m) and m != self.optimize]
+        """Quality metrics the objective names (the optimized or weighted ones, then constrained ones)."""
+        head = [self.optimize] if self.optimize is not None else list(self.weights)
+        return head + [m for m in self.constraints if is_metric(m) and m not in head]
 
 
 def _metric_values(values: dict[str, Any], fields: list[str]) -> dict[str, float]:

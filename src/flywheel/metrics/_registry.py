@@ -33,7 +33,7 @@ __all__ = [
 CLASSIFICATION = frozenset({"binary", "multiclass"})
 REGRESSION = frozenset({"regression"})
 BINARY = frozenset({"binary"})
-Family = Literal["confusion", "ranking", "proba", "regression"]
+Family = Literal["confusion", "ranking", "proba", "regression", "composite"]
 
 
 @dataclass(frozen=True)
