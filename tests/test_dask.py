@@ -40,7 +40,7 @@ def test_dask_and_local_executors_agree(tmp_path: Path) -> None:
     assert [e.name for e in remote.evaluations] == [e.name for e in local.evaluations]
     for a, b in zip(local.evaluations, remote.evaluations, strict=True):
         assert b.ok, (b.name, b.error)  # the project's own rule module travelled by value
-        assert a.metrics == b.metrics and a.intervals == b.intervals, a.name
+        assert a.metrics == b.metrics and _quality(a.intervals) == _quality(b.intervals), a.name
     assert remote.need_ml is not None and remote.need_ml.answer == local.need_ml.answer  # type: ignore[union-attr]
 
 
@@ -49,3 +49,8 @@ def test_unreachable_scheduler_and_unknown_executor_are_one_line() -> None:
         make_executor("dask://127.0.0.1:9")
     with pytest.raises(FlywheelError, match="--executor must be 'local' or dask://HOST:PORT; got 'ray://x'"):
         make_executor("ray://x")
+
+
+def _quality(intervals: dict) -> dict:  # type: ignore[type-arg]
+    """Intervals of quality metrics; timings (split "systems") differ from run to run by nature."""
+    return {k: v for k, v in intervals.items() if k != "systems"}

@@ -260,7 +260,7 @@ def test_results_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:
     one = run(path, save=False, report=False, executor=LocalExecutor(1))
     two = run(path, save=False, report=False, executor=LocalExecutor(2))
     for a, b in zip(one.evaluations, two.evaluations, strict=True):
-        assert a.name == b.name and a.metrics == b.metrics and a.intervals == b.intervals
+        assert a.name == b.name and a.metrics == b.metrics and _quality(a.intervals) == _quality(b.intervals)
 
 
 def test_a_rung_past_its_budget_is_reported_and_the_ladder_goes_on(tmp_path: Path) -> None:
@@ -304,3 +304,8 @@ def test_a_declared_metric_for_another_task_is_left_out_with_a_note(tmp_path: Pa
     result = run(write_project(tmp_path, text), save=False, report=False)
     assert result.declared[0]["values"] == {"accuracy": 0.9}
     assert "baselines.external[0]: rmse does not apply to a binary target; left out" in result.notes
+
+
+def _quality(intervals: dict) -> dict:  # type: ignore[type-arg]
+    """Intervals of quality metrics; timings (split "systems") differ from run to run by nature."""
+    return {k: v for k, v in intervals.items() if k != "systems"}

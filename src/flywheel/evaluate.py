@@ -22,7 +22,7 @@ import pandas as pd
 from flywheel.data import Dataset, Split
 from flywheel.metrics import Estimate, compare, get_metric, score
 from flywheel.models import PROBA_PREFIX, Candidate
-from flywheel.systems import measure_latency, serialized_size_mb
+from flywheel.systems import measure_latency, peak_memory_mb, serialized_size_mb
 
 __all__ = [
     "Evaluation",
@@ -136,17 +136,22 @@ class _RuleModel:
         return _as_labels(self.rule(rows), self.ds, len(rows), "the rule")
 
 
+Predicted = dict[str, tuple[np.ndarray, np.ndarray | None]]
+
+
 def _predict_all(
     cand: Candidate, ds: Dataset, split: Split, parts: dict[str, np.ndarray]
-) -> tuple[dict[str, tuple[np.ndarray, np.ndarray | None]], dict[str, float]]:
+) -> tuple[Predicted, dict[str, float], dict[str, tuple[float, float]]]:
+    """Predictions per split, systems metrics, and the intervals of the systems medians."""
     systems: dict[str, float] = {}
+    spans: dict[str, tuple[float, float]] = {}
     out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     if cand.table is not None:
         for name, idx in parts.items():
             rows = cand.table.loc[idx]
             proba_cols = [c for c in rows.columns if c.startswith(PROBA_PREFIX)]
             out[name] = (rows["prediction"].to_numpy(), rows[proba_cols].to_numpy() if proba_cols else None)
-        return out, systems
+        return out, systems, spans
     features = ds.frame.drop(columns=[ds.target]) if cand.rule is not None else ds.X
     if cand.rule is not None:
         model: Any = _RuleModel(cand.rule, ds)
@@ -167,8 +172,11 @@ def _predict_all(
         proba = _aligned_proba(model, rows, ds.classes) if ds.classes is not None else None
         out[name] = (pred, proba)
     sample = features.iloc[split.valid if len(split.valid) else split.test]
-    systems.update(measure_latency(model, sample))
-    return out, systems
+    measured = measure_latency(model, sample)
+    systems.update({k: float(v) for k, v in measured.items() if not k.endswith("_interval")})
+    systems["memory_mb"] = peak_memory_mb(model, sample)
+    spans.update({k.removesuffix("_interval"): v for k, v in measured.items() if k.endswith("_interval")})
+    return out, systems, spans
 
 
 def _score_split(
@@ -263,7 +271,7 @@ def evaluate(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            predicted, systems = _predict_all(cand, ds, split, parts)
+            predicted, systems, spans = _predict_all(cand, ds, split, parts)
         except Exception as exc:  # a failing candidate is reported, never fatal to the run
             return Evaluation(**base, error=_one_line(exc))
     values: dict[str, dict[str, float | None]] = {}
@@ -278,6 +286,8 @@ def evaluate(
         notes += [f"{name}: {n}" for n in split_notes]
         if levels:
             bounds[name] = _bounds_at(ds, parts[name], pred, proba, levels, n_resamples, seed)
+    if spans:  # the intervals of the systems medians travel as split "systems"
+        intervals["systems"] = spans
     return Evaluation(
         **base,
         metrics=values,

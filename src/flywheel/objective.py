@@ -261,8 +261,10 @@ def _constraint_value(ev: Evaluation, metric: str, bound: Bound, split: str) -> 
     if bound.confidence is None:
         return ev.systems.get(metric) if metric in SYSTEMS_METRICS else ev.value(metric, split)
     if metric in SYSTEMS_METRICS:
-        return None  # systems metrics carry no interval yet: the constraint cannot be checked
-    interval = ev.bounds.get(split, {}).get(f"{metric}@{bound.confidence:g}")
+        # Systems medians carry a 95% interval; other levels, or percentiles, cannot be checked.
+        interval = ev.intervals.get("systems", {}).get(metric) if bound.confidence == 0.95 else None
+    else:
+        interval = ev.bounds.get(split, {}).get(f"{metric}@{bound.confidence:g}")
     if interval is None:
         return None
     low, high = interval

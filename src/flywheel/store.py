@@ -214,7 +214,17 @@ class Store:
                 for m, v in values.items():
                     low, high = ev.intervals.get(split, {}).get(m, (None, None))
                     er.scores.append(ScoreRow(split=split, metric=m, value=v, lower=low, upper=high))
-            er.scores.extend(ScoreRow(split="systems", metric=m, value=v) for m, v in ev.systems.items())
+            spans = ev.intervals.get("systems", {})
+            er.scores.extend(
+                ScoreRow(
+                    split="systems",
+                    metric=m,
+                    value=v,
+                    lower=spans.get(m, (None, None))[0],
+                    upper=spans.get(m, (None, None))[1],
+                )
+                for m, v in ev.systems.items()
+            )
             row.evaluations.append(er)
         with self.session() as s:
             s.add(row)

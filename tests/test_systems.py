@@ -1,0 +1,63 @@
+"""Systems metrics: timings that only call models different when they are."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from flywheel.systems import latency_differs, measure_latency, median_interval, peak_memory_mb
+
+
+class Fast:
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        return np.zeros(len(rows))
+
+
+class Sleepy(Fast):
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        time.sleep(0.002)  # 2 ms per call, whatever the batch
+        return np.zeros(len(rows))
+
+
+class Hungry(Fast):
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        scratch = np.ones((len(rows), 2000))  # ~16 MB for 1024 rows
+        return scratch.sum(axis=1) * 0
+
+
+ROWS = pd.DataFrame({"a": np.arange(50.0), "b": np.arange(50.0) * 2})
+
+
+def test_a_model_that_sleeps_is_slower_every_time_and_twins_are_not_different() -> None:
+    for _ in range(3):
+        fast = measure_latency(Fast(), ROWS, budget_s=0.3)
+        sleepy = measure_latency(Sleepy(), ROWS, budget_s=0.3)
+        twin = measure_latency(Fast(), ROWS, budget_s=0.3)
+        assert latency_differs(sleepy, fast)
+        assert latency_differs(sleepy, fast, key="batch1024_ms")
+        assert not latency_differs(fast, twin)
+        assert sleepy["latency_p50_ms"] >= 2.0
+        assert fast["throughput_rows_s"] > sleepy["throughput_rows_s"]
+
+
+def test_measurement_reports_percentiles_batches_and_intervals() -> None:
+    m = measure_latency(Sleepy(), ROWS, budget_s=0.5)
+    assert m["latency_p50_ms"] <= m["latency_p95_ms"] <= m["latency_p99_ms"]
+    low, high = m["latency_p50_ms_interval"]
+    assert low <= m["latency_p50_ms"] <= high
+    assert {"batch32_ms", "batch1024_ms", "throughput_rows_s"} <= set(m)
+    assert m["latency_calls"] >= 10
+
+
+def test_median_interval_covers_the_median() -> None:
+    rng = np.random.default_rng(0)
+    covered = sum(
+        (lambda lo_hi: lo_hi[0] <= 0.0 <= lo_hi[1])(median_interval(rng.normal(size=61))) for _ in range(400)
+    )
+    assert 0.92 <= covered / 400 <= 0.99
+
+
+def test_peak_memory_sees_a_hungry_model() -> None:
+    assert peak_memory_mb(Hungry(), ROWS) > 10 * peak_memory_mb(Fast(), ROWS) + 5
