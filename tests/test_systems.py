@@ -61,3 +61,14 @@ def test_median_interval_covers_the_median() -> None:
 
 def test_peak_memory_sees_a_hungry_model() -> None:
     assert peak_memory_mb(Hungry(), ROWS) > 10 * peak_memory_mb(Fast(), ROWS) + 5
+
+
+def test_differences_below_the_timer_floor_are_not_differences() -> None:
+    a = {"latency_p50_ms": 0.00046, "latency_p50_ms_interval": (0.00045, 0.00047)}
+    b = {"latency_p50_ms": 0.00076, "latency_p50_ms_interval": (0.00074, 0.00077)}
+    assert not latency_differs(a, b)  # sub-microsecond: noise of the timer, not the model
+    c = {"latency_p50_ms": 3.1, "latency_p50_ms_interval": (3.0, 3.2)}
+    d = {"latency_p50_ms": 3.25, "latency_p50_ms_interval": (3.21, 3.3)}
+    assert not latency_differs(c, d)  # separated, but under 10% apart
+    e = {"latency_p50_ms": 4.0, "latency_p50_ms_interval": (3.9, 4.1)}
+    assert latency_differs(c, e)
