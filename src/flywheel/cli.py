@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -344,6 +344,24 @@ _BASELINE_KEYS = (
 )
 
 
+def _from_store(
+    path: Path, query: Callable[[Any, str], list[dict[str, Any]]]
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Load the project and read from its store; a project with no store yet has no rows (none is made)."""
+    from flywheel.project import load_project
+    from flywheel.store import DB_NAME, open_store
+
+    project = load_project(path)
+    db_file = project.store_dir / DB_NAME
+    if not db_file.exists():
+        return project, []
+    store = open_store(db_file, create=False)
+    try:
+        return project, query(store, project.project)
+    finally:
+        store.close()
+
+
 @app.command()
 def runs(
     path: Annotated[Path, typer.Argument(help="Project file or folder.")] = Path("."),
@@ -351,19 +369,8 @@ def runs(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """List the project's run history, newest first."""
-    from flywheel.project import load_project
-    from flywheel.store import open_store
-
     with _user_errors():
-        project = load_project(path)
-        db_file = project.store_dir / "flywheel.db"
-        rows: list[dict[str, Any]] = []
-        if db_file.exists():
-            store = open_store(db_file, create=False)
-            try:
-                rows = store.list_runs(limit)
-            finally:
-                store.close()
+        project, rows = _from_store(path, lambda store, name: store.list_runs(limit))
         if as_json:
             sys.stdout.write(json.dumps(rows, indent=2) + "\n")
             return
@@ -426,19 +433,8 @@ def objective_log(
     as_json: JsonOpt = False,
 ) -> None:
     """List every version of the objective, when it was first used, why, and how many runs it judged."""
-    from flywheel.project import load_project
-    from flywheel.store import open_store
-
     with _user_errors():
-        project = load_project(path)
-        db_file = project.store_dir / "flywheel.db"
-        rows: list[dict[str, Any]] = []
-        if db_file.exists():
-            store = open_store(db_file, create=False)
-            try:
-                rows = store.objective_log(project.project)
-            finally:
-                store.close()
+        project, rows = _from_store(path, lambda store, name: store.objective_log(name))
         if as_json:
             sys.stdout.write(json.dumps(rows, indent=2) + "\n")
             return
