@@ -421,6 +421,95 @@ def demo(
         _print_result(_run_with_progress(path, quiet=False))
 
 
+@app.command()
+def gate(
+    path: PathArg = Path("."),
+    candidate: Annotated[
+        str | None, typer.Option(help="The model to judge (default: the best candidate).")
+    ] = None,
+    against: Annotated[str, typer.Option(help="champion or best-baseline.")] = "champion",
+    as_json: JsonOpt = False,
+    workers: WorkersOpt = None,
+) -> None:
+    """Judge a candidate against the champion on the same test rows: exit 0 pass, 1 fail, 3 inconclusive."""
+    from flywheel.execution import LocalExecutor
+    from flywheel.gate import gate as run_gate
+
+    with _user_errors():
+        if against not in ("champion", "best-baseline"):
+            raise FlywheelError(f"--against must be champion or best-baseline; got {against!r}")
+        result = run_gate(
+            path,
+            candidate=candidate,
+            against=against,  # type: ignore[arg-type]
+            executor=LocalExecutor(workers),
+        )
+        if as_json:
+            sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+        else:
+            colour = {"pass": "green", "fail": "red", "inconclusive": "yellow"}[result.status]
+            out.print(
+                f"[{colour}]{result.status.upper()}[/] {result.candidate} against {result.against}",
+                soft_wrap=True,
+            )
+            for line in result.reasons + result.notes:
+                out.print(f"  {line}", soft_wrap=True, markup=False)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Argument(help="The candidate model to make champion.")],
+    path: PathArg = Path("."),
+    force: Annotated[bool, typer.Option(help="Promote even if the gate does not pass (recorded).")] = False,
+    workers: WorkersOpt = None,
+) -> None:
+    """Make NAME the champion if it passes the gate against the current one (exit 1 and why if not)."""
+    from flywheel.execution import LocalExecutor
+    from flywheel.gate import promote as run_promote
+
+    with _user_errors():
+        verdict, model = run_promote(name, path, force=force, executor=LocalExecutor(workers))
+        if verdict is not None and verdict.status != "pass":
+            err.print(
+                f"refused: {name} does not pass the gate ({verdict.status}): {verdict.reasons[0]}",
+                markup=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1)
+        how = " (forced past the gate)" if force else ""
+        out.print(f"champion is now {model['name']} v{model['version']}{how}", soft_wrap=True)
+
+
+@app.command()
+def models(
+    path: PathArg = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """List the saved models, newest first, with their aliases (champion, challenger)."""
+    with _user_errors():
+        project, rows = _from_store(path, lambda store, name: store.list_models(name))
+        if as_json:
+            sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+            return
+        if not rows:
+            out.print("no saved models yet; `flywheel run` saves every fitted candidate")
+            return
+        table = Table(title=f"{project.project} · models", title_justify="left")
+        for col in ("model", "version", "aliases", "data", "objective", "run"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(
+                r["name"],
+                f"v{r['version']}",
+                ", ".join(r["aliases"]),
+                r["data_fingerprint"],
+                r["objective_version"],
+                r["run_id"],
+            )
+        out.print(table)
+
+
 objective_app = typer.Typer(
     help="The objective's history: every formula that judged this project.", no_args_is_help=True
 )

@@ -10,6 +10,7 @@ notes on the evaluation rather than lost in the terminal.
 
 from __future__ import annotations
 
+import pickle
 import time
 import warnings
 from collections.abc import Sequence
@@ -54,6 +55,8 @@ class Evaluation:
     bounds: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
     predictions: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     scores: dict[str, np.ndarray | None] = field(default_factory=dict, repr=False)
+    # The fitted candidate, pickled, for the registry (rungs and prediction files have none).
+    artifact: bytes | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -141,7 +144,7 @@ Predicted = dict[str, tuple[np.ndarray, np.ndarray | None]]
 
 def _predict_all(
     cand: Candidate, ds: Dataset, split: Split, parts: dict[str, np.ndarray]
-) -> tuple[Predicted, dict[str, float], dict[str, tuple[float, float]]]:
+) -> tuple[Predicted, dict[str, float], dict[str, tuple[float, float]], Any]:
     """Predictions per split, systems metrics, and the intervals of the systems medians."""
     systems: dict[str, float] = {}
     spans: dict[str, tuple[float, float]] = {}
@@ -151,7 +154,7 @@ def _predict_all(
             rows = cand.table.loc[idx]
             proba_cols = [c for c in rows.columns if c.startswith(PROBA_PREFIX)]
             out[name] = (rows["prediction"].to_numpy(), rows[proba_cols].to_numpy() if proba_cols else None)
-        return out, systems, spans
+        return out, systems, spans, None
     features = ds.frame.drop(columns=[ds.target]) if cand.rule is not None else ds.X
     if cand.rule is not None:
         model: Any = _RuleModel(cand.rule, ds)
@@ -176,7 +179,7 @@ def _predict_all(
     systems.update({k: float(v) for k, v in measured.items() if not k.endswith("_interval")})
     systems["memory_mb"] = peak_memory_mb(model, sample)
     spans.update({k.removesuffix("_interval"): v for k, v in measured.items() if k.endswith("_interval")})
-    return out, systems, spans
+    return out, systems, spans, model
 
 
 def _score_split(
@@ -271,7 +274,7 @@ def evaluate(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            predicted, systems, spans = _predict_all(cand, ds, split, parts)
+            predicted, systems, spans, model = _predict_all(cand, ds, split, parts)
         except Exception as exc:  # a failing candidate is reported, never fatal to the run
             return Evaluation(**base, error=_one_line(exc))
     values: dict[str, dict[str, float | None]] = {}
@@ -296,6 +299,9 @@ def evaluate(
         systems=systems,
         notes=tuple(notes),
         predictions={k: v[0] for k, v in predicted.items()},
+        artifact=pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+        if model is not None and cand.role == "candidate" and cand.make is not None
+        else None,
         scores={k: v[1] for k, v in predicted.items()},
     )
 

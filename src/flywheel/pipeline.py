@@ -212,6 +212,54 @@ def _evaluate_all(
     return evaluations
 
 
+def _register(db: Store, proj: Project, result: RunResult) -> None:
+    """Save each fitted candidate as a new version when it changed; the best candidate becomes challenger.
+
+    An artifact identical to the latest version of its name (same bytes) is not saved again.
+    """
+    folder = proj.store_dir / "models"
+    best_candidate = next(
+        (s.name for s in result.ranking.standings if s.role == "candidate" and s.feasible), None
+    )
+    for ev in result.evaluations:
+        if ev.artifact is None:
+            continue
+        latest = db.latest_model(proj.project, ev.name)
+        same = (
+            latest is not None
+            and latest["data_fingerprint"] == result.data["fingerprint"]
+            and Path(latest["path"]).is_file()
+            and Path(latest["path"]).read_bytes() == ev.artifact
+        )
+        if same:
+            saved = latest
+        else:
+            version = db.next_model_version(proj.project, ev.name)
+            path = folder / ev.name / f"v{version}.pkl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(ev.artifact)
+            tmp.replace(path)  # atomic: a reader never sees half an artifact
+            saved = db.register_model(
+                proj.project,
+                ev.name,
+                path,
+                result.data["fingerprint"],
+                result.split["fingerprint"],
+                result.objective.version,
+                result.run_id,
+                result.finished_at,
+            )
+        if ev.name == best_candidate and saved is not None:
+            db.set_alias(
+                proj.project,
+                "challenger",
+                saved["id"],
+                result.finished_at,
+                note=f"best candidate of run {result.run_id}",
+            )
+
+
 def _ceilings(declared: list[dict[str, Any]], human: HumanLevel | None) -> dict[str, float]:
     """Human level per metric, where known: the ceiling a weighted objective normalises to."""
     out = {m: v for d in declared if d["kind"] == "human" for m, v in d["values"].items()}
@@ -337,6 +385,7 @@ def run(
             result = replace(result, report_path=write_report(result, proj.store_dir / "reports"))
         if db is not None and save:
             db.save_run(result)
+            _register(db, proj, result)
         return result
     finally:
         if own_store and db is not None:

@@ -42,6 +42,7 @@ __all__ = [
     "DataSpec",
     "Difficulty",
     "ExternalBaseline",
+    "GateSpec",
     "HumanBaseline",
     "Impact",
     "LENSES",
@@ -348,6 +349,13 @@ class Baselines(_Strict):
         return v
 
 
+class GateSpec(_Strict):
+    """How a candidate must beat the champion: by ``margin`` (superiority) or not lose by more."""
+
+    margin: float = Field(default=0.0, ge=0)
+    policy: Literal["superiority", "non-inferiority"] = "superiority"
+
+
 class ModelSpec(_Strict):
     """A candidate model: an estimator class, a factory function, or a predictions file."""
 
@@ -418,6 +426,7 @@ class Project(_Strict):
     objective: ObjectiveSpec
     baselines: Baselines = Field(default_factory=Baselines)
     models: list[ModelSpec] = Field(default_factory=list)
+    gate: GateSpec = Field(default_factory=GateSpec)
     _path: Path = PrivateAttr(default=Path(PROJECT_FILE))
 
     @field_validator("project")

@@ -45,8 +45,10 @@ if TYPE_CHECKING:
     from flywheel.pipeline import RunResult
 
 __all__ = [
+    "AliasRow",
     "DB_NAME",
     "EvaluationRow",
+    "ModelRow",
     "ObjectiveVersionRow",
     "RunRow",
     "SCHEMA_VERSION",
@@ -56,7 +58,7 @@ __all__ = [
 ]
 
 DB_NAME = "flywheel.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class Base(DeclarativeBase):
@@ -146,9 +148,56 @@ def _add_objective_versions(conn: Connection) -> None:
     ObjectiveVersionRow.__table__.create(conn)  # type: ignore[attr-defined]
 
 
+class ModelRow(Base):
+    """A fitted model saved by flywheel: an artifact file and what it was judged on."""
+
+    __tablename__ = "models"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(Text)
+    data_fingerprint: Mapped[str] = mapped_column(String(32))
+    split_fingerprint: Mapped[str] = mapped_column(String(32))
+    objective_version: Mapped[str] = mapped_column(String(32))
+    run_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AliasRow(Base):
+    """An alias (champion, challenger, or any name) pointing at a saved model; forced moves are marked."""
+
+    __tablename__ = "aliases"
+    project: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"))
+    set_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    forced: Mapped[int] = mapped_column(Integer, default=0)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+def _add_registry(conn: Connection) -> None:
+    ModelRow.__table__.create(conn)  # type: ignore[attr-defined]
+    AliasRow.__table__.create(conn)  # type: ignore[attr-defined]
+
+
 # Migration N brings a store from version N-1 to N. A fresh store is created whole at the
 # current version; an older one runs each step in order, in one transaction.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_objective_versions}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_objective_versions, 3: _add_registry}
+
+
+def _model_dict(row: ModelRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "version": row.version,
+        "path": row.path,
+        "data_fingerprint": row.data_fingerprint,
+        "split_fingerprint": row.split_fingerprint,
+        "objective_version": row.objective_version,
+        "run_id": row.run_id,
+        "created_at": row.created_at.isoformat(),
+    }
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -285,6 +334,111 @@ class Store:
                     .order_by(ObjectiveVersionRow.id)
                 )
             ]
+
+    def register_model(
+        self,
+        project: str,
+        name: str,
+        path: Path,
+        data_fingerprint: str,
+        split_fingerprint: str,
+        objective_version: str,
+        run_id: str,
+        when: datetime,
+    ) -> dict[str, Any]:
+        """Record a saved artifact as the next version of ``name``."""
+        from sqlalchemy import func
+
+        with self.session() as s:
+            latest = (
+                s.scalar(
+                    select(func.max(ModelRow.version)).where(
+                        ModelRow.project == project, ModelRow.name == name
+                    )
+                )
+                or 0
+            )
+            row = ModelRow(
+                project=project,
+                name=name,
+                version=latest + 1,
+                path=str(path),
+                data_fingerprint=data_fingerprint,
+                split_fingerprint=split_fingerprint,
+                objective_version=objective_version,
+                run_id=run_id,
+                created_at=when,
+            )
+            s.add(row)
+            s.flush()
+            return _model_dict(row)
+
+    def next_model_version(self, project: str, name: str) -> int:
+        """The version the next artifact of ``name`` will get."""
+        from sqlalchemy import func
+
+        with self.session() as s:
+            latest = s.scalar(
+                select(func.max(ModelRow.version)).where(ModelRow.project == project, ModelRow.name == name)
+            )
+            return int(latest or 0) + 1
+
+    def latest_model(self, project: str, name: str) -> dict[str, Any] | None:
+        """The newest saved version of ``name``."""
+        with self.session() as s:
+            row = s.scalars(
+                select(ModelRow)
+                .where(ModelRow.project == project, ModelRow.name == name)
+                .order_by(ModelRow.version.desc())
+            ).first()
+            return None if row is None else _model_dict(row)
+
+    def set_alias(
+        self,
+        project: str,
+        alias: str,
+        model_id: int,
+        when: datetime,
+        *,
+        forced: bool = False,
+        note: str | None = None,
+    ) -> None:
+        """Point ``alias`` at a saved model (replacing where it pointed before)."""
+        with self.session() as s:
+            row = s.get(AliasRow, (project, alias))
+            if row is None:
+                row = AliasRow(project=project, alias=alias)
+                s.add(row)
+            row.model_id, row.set_at, row.forced, row.note = model_id, when, int(forced), note
+
+    def get_alias(self, project: str, alias: str) -> dict[str, Any] | None:
+        """The saved model an alias points at, with how it got there."""
+        with self.session() as s:
+            row = s.get(AliasRow, (project, alias))
+            if row is None:
+                return None
+            model = s.get(ModelRow, row.model_id)
+            assert model is not None
+            return {
+                **_model_dict(model),
+                "alias": alias,
+                "set_at": row.set_at.isoformat(),
+                "forced": bool(row.forced),
+                "note": row.note,
+            }
+
+    def list_models(self, project: str) -> list[dict[str, Any]]:
+        """Saved models, newest first, with the aliases pointing at each."""
+        with self.session() as s:
+            aliases: dict[int, list[str]] = {}
+            for a in s.scalars(select(AliasRow).where(AliasRow.project == project)):
+                aliases.setdefault(a.model_id, []).append(a.alias + (" (forced)" if a.forced else ""))
+            rows = s.scalars(
+                select(ModelRow)
+                .where(ModelRow.project == project)
+                .order_by(ModelRow.created_at.desc(), ModelRow.id.desc())
+            )
+            return [{**_model_dict(r), "aliases": sorted(aliases.get(r.id, []))} for r in rows]
 
     def list_runs(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Runs, newest first, as plain dicts."""

@@ -1,0 +1,85 @@
+"""The gate and the registry through the installed console script: exit codes, JSON, promotion."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from helpers import tabular_frame, write_project
+
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+PROJECT = """\
+project: gated
+data: {source: data.csv, target: label, id: id, split: {seed: 1}}
+objective: {optimize: accuracy}
+models:
+  - {name: good, estimator: sklearn.linear_model.LogisticRegression, params: {max_iter: 3000}}
+  - {name: bad, estimator: sklearn.dummy.DummyClassifier, params: {strategy: uniform, random_state: 0}}
+"""
+
+
+def _project(tmp_path: Path) -> Path:
+    tabular_frame(600).to_csv(tmp_path / "data.csv", index=False)
+    return write_project(tmp_path, PROJECT)
+
+
+def _json(proc: subprocess.CompletedProcess[str]) -> dict:  # type: ignore[type-arg]
+    return json.loads(proc.stdout)
+
+
+def test_gate_exit_codes_and_promotion(cli: Cli, tmp_path: Path) -> None:
+    _project(tmp_path)
+    # No champion yet: the candidate is judged against the best baseline.
+    first = cli("gate", "--candidate", "bad", "--json")
+    assert first.returncode == 1, first.stderr
+    verdict = _json(first)
+    assert verdict["status"] == "fail" and verdict["exit_code"] == 1
+    assert verdict["reasons"][0].startswith("loses: bad vs ")
+    assert "no champion yet: compared with the best baseline" in verdict["notes"]
+    # A forced promotion is recorded as forced.
+    forced = cli("promote", "bad", "--force")
+    assert forced.returncode == 0 and "forced past the gate" in forced.stdout
+    listed = _json(cli("models", "--json"))
+    assert any(m["name"] == "bad" and "champion (forced)" in m["aliases"] for m in listed)
+    # good beats the champion: pass, exit 0.
+    win = cli("gate", "--candidate", "good", "--json")
+    assert win.returncode == 0 and _json(win)["status"] == "pass"
+    assert _json(win)["against"].startswith("bad v")
+    # Promotion of a model that does not pass is refused, and the champion stays.
+    refused = cli("promote", "bad")
+    assert refused.returncode == 1 and "refused: bad does not pass the gate" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    accepted = cli("promote", "good")
+    assert accepted.returncode == 0 and "champion is now good v" in accepted.stdout
+    # The champion against itself: the interval sits on the margin, inconclusive, exit 3.
+    same = cli("gate", "--candidate", "good", "--json")
+    assert same.returncode == 3 and _json(same)["status"] == "inconclusive"
+    assert "minimum detectable effect" in _json(same)["reasons"][0]
+
+
+def _one_error_line(proc: subprocess.CompletedProcess[str], expected: str) -> None:
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and expected in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_gate_bad_input(cli: Cli, tmp_path: Path) -> None:
+    _project(tmp_path)
+    _one_error_line(cli("gate", "--candidate", "nope"), "--candidate must be one of good, bad; got 'nope'")
+    _one_error_line(cli("gate", "--against", "yesterday"), "--against must be champion or best-baseline")
+    assert cli("promote", "good", "--force").returncode == 0
+    # The champion's artifact is gone: one line, exit 2.
+    artifact = next((tmp_path / ".flywheel" / "models" / "good").glob("v*.pkl"))
+    saved = artifact.read_bytes()
+    artifact.unlink()
+    _one_error_line(cli("gate", "--candidate", "bad"), "has no artifact at")
+    artifact.write_bytes(saved)
+    # The data changed since the champion was trained: refused, not silently compared.
+    tabular_frame(600, seed=9).to_csv(tmp_path / "data.csv", index=False)
+    _one_error_line(cli("gate", "--candidate", "bad"), "was trained on data")
+    runs_before = len(json.loads(cli("runs", "--json").stdout))
+    assert runs_before >= 1
