@@ -76,7 +76,9 @@ def test_gate_bad_input(cli: Cli, tmp_path: Path) -> None:
     artifact = next((tmp_path / ".flywheel" / "models" / "good").glob("v*.pkl"))
     saved = artifact.read_bytes()
     artifact.unlink()
+    runs = len(json.loads(cli("runs", "--json").stdout))
     _one_error_line(cli("gate", "--candidate", "bad"), "has no artifact at")
+    assert len(json.loads(cli("runs", "--json").stdout)) == runs  # nothing ran, nothing was stored
     artifact.write_bytes(saved)
     # The data changed since the champion was trained: refused, not silently compared.
     tabular_frame(600, seed=9).to_csv(tmp_path / "data.csv", index=False)

@@ -72,9 +72,15 @@ def _where(project: Project) -> str:
         return str(project.path)
 
 
-def _champion_predictions(project: Project, result: RunResult, metric: str) -> tuple[str, np.ndarray] | None:
-    """Test-split predictions (labels or scores) of the registered champion, or None without one."""
-    store = open_store(project.store_dir)
+def _checked_champion(project: Project) -> dict[str, Any] | None:
+    """The champion, verified before anything runs: its artifact exists and matches today's data.
+
+    Checking first means a bad champion costs one line and changes nothing in the store.
+    """
+    db_file = project.store_dir / "flywheel.db"
+    if not db_file.exists():
+        return None
+    store = open_store(db_file, create=False)
     try:
         champion = store.get_alias(project.project, "champion")
     finally:
@@ -86,11 +92,20 @@ def _champion_predictions(project: Project, result: RunResult, metric: str) -> t
     path = Path(champion["path"])
     if not path.is_file():
         raise StoreError(f"{where}: the champion {name} has no artifact at {path}; promote another model")
-    if champion["data_fingerprint"] != result.data["fingerprint"]:
+    fingerprint = load_dataset(project.data, project.root, where=where).fingerprint
+    if champion["data_fingerprint"] != fingerprint:
         raise StoreError(
             f"{where}: the champion {name} was trained on data {champion['data_fingerprint']}, the project's "
-            f"data is now {result.data['fingerprint']}; retrain it or promote a model trained on this data"
+            f"data is now {fingerprint}; retrain it or promote a model trained on this data"
         )
+    return champion
+
+
+def _champion_predictions(project: Project, champion: dict[str, Any], metric: str) -> tuple[str, np.ndarray]:
+    """Test-split predictions (labels or scores) of the verified champion."""
+    where = _where(project)
+    name = f"{champion['name']} v{champion['version']}"
+    path = Path(champion["path"])
     with path.open("rb") as fh:
         model = pickle.load(fh)
     ds = load_dataset(project.data, project.root, where=where)
@@ -120,6 +135,7 @@ def gate(
 ) -> GateResult:
     """Run the project, then judge ``candidate`` (default: the best candidate model) against the reference."""
     project = load_project(path)
+    verified = _checked_champion(project) if against == "champion" else None
     result = run(project, executor=executor)
     metric = result.objective.primary.name
     candidates = [s.name for s in result.ranking.standings if s.role == "candidate"]
@@ -137,7 +153,7 @@ def gate(
     needs_scores = get_metric(metric).needs == "scores"
     mine = cand.scores.get("test") if needs_scores else cand.predictions.get("test")
     notes: list[str] = []
-    champion = _champion_predictions(project, result, metric) if against == "champion" else None
+    champion = _champion_predictions(project, verified, metric) if verified is not None else None
     theirs: np.ndarray | None
     if champion is not None:
         ref_name, theirs = champion
