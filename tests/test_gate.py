@@ -54,6 +54,12 @@ def test_gate_exit_codes_and_promotion(cli: Cli, tmp_path: Path) -> None:
     assert "Traceback" not in refused.stderr
     accepted = cli("promote", "good")
     assert accepted.returncode == 0 and "champion is now good v" in accepted.stdout
+    # Any other alias is the user's to set.
+    staged = cli("alias", "bad", "staging")
+    assert staged.returncode == 0 and "staging -> bad v" in staged.stdout
+    assert any("staging" in m["aliases"] for m in _json(cli("models", "--json")))
+    _one_error_line(cli("alias", "bad", "champion"), "champion is set by flywheel")
+    _one_error_line(cli("alias", "nope", "staging"), "'nope' has no saved artifact")
     # The champion against itself: the interval sits on the margin, inconclusive, exit 3.
     same = cli("gate", "--candidate", "good", "--json")
     assert same.returncode == 3 and _json(same)["status"] == "inconclusive"

@@ -482,6 +482,37 @@ def promote(
 
 
 @app.command()
+def alias(
+    name: Annotated[str, typer.Argument(help="A saved model (its newest version).")],
+    label: Annotated[str, typer.Argument(help="The alias to point at it, e.g. staging.")],
+    path: PathArg = Path("."),
+) -> None:
+    """Point a user-named alias (staging, shadow, …) at the newest saved version of NAME."""
+    from datetime import UTC, datetime
+
+    from flywheel.project import load_project
+    from flywheel.store import open_store
+
+    with _user_errors():
+        if label in ("champion", "challenger"):
+            raise FlywheelError(
+                f"flywheel alias: {label} is set by flywheel (use `flywheel promote` for champion)"
+            )
+        if not label.replace("-", "").replace("_", "").isalnum():
+            raise FlywheelError(f"flywheel alias: an alias is letters, digits, '-' or '_'; got {label!r}")
+        project = load_project(path)
+        store = open_store(project.store_dir)
+        try:
+            model = store.latest_model(project.project, name)
+            if model is None:
+                raise FlywheelError(f"flywheel alias: {name!r} has no saved artifact; run the project first")
+            store.set_alias(project.project, label, model["id"], datetime.now(UTC), note="set by hand")
+        finally:
+            store.close()
+        out.print(f"{label} -> {model['name']} v{model['version']}", soft_wrap=True)
+
+
+@app.command()
 def models(
     path: PathArg = Path("."),
     as_json: JsonOpt = False,
