@@ -243,6 +243,7 @@ def _register(db: Store, proj: Project, result: RunResult) -> None:
             saved = db.register_model(
                 proj.project,
                 ev.name,
+                version,
                 path,
                 result.data["fingerprint"],
                 result.split["fingerprint"],

@@ -339,6 +339,7 @@ class Store:
         self,
         project: str,
         name: str,
+        version: int,
         path: Path,
         data_fingerprint: str,
         split_fingerprint: str,
@@ -346,22 +347,12 @@ class Store:
         run_id: str,
         when: datetime,
     ) -> dict[str, Any]:
-        """Record a saved artifact as the next version of ``name``."""
-        from sqlalchemy import func
-
+        """Record a saved artifact as ``version`` of ``name`` (from :meth:`next_model_version`)."""
         with self.session() as s:
-            latest = (
-                s.scalar(
-                    select(func.max(ModelRow.version)).where(
-                        ModelRow.project == project, ModelRow.name == name
-                    )
-                )
-                or 0
-            )
             row = ModelRow(
                 project=project,
                 name=name,
-                version=latest + 1,
+                version=version,
                 path=str(path),
                 data_fingerprint=data_fingerprint,
                 split_fingerprint=split_fingerprint,
