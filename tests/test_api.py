@@ -35,6 +35,8 @@ def test_submodule_all_names_exist() -> None:
         "scaffold",
         "errors",
         "cli",
+        "curves",
+        "diagnose",
     ):
         mod = importlib.import_module(f"flywheel.{module}")
         assert mod.__all__ == sorted(mod.__all__), module

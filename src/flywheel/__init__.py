@@ -10,7 +10,9 @@ True
 """
 
 from flywheel._version import __version__
+from flywheel.curves import Curve, Forecast, forecast, measure_curve
 from flywheel.data import Dataset, Split, load_dataset, split_dataset
+from flywheel.diagnose import Diagnosis, bias_variance, weak_segments
 from flywheel.errors import DataError, FlywheelError, ModelError, ProjectError, StoreError
 from flywheel.evaluate import Evaluation, evaluate
 from flywheel.models import Candidate
@@ -21,10 +23,13 @@ from flywheel.store import Store, open_store
 
 __all__ = [
     "Candidate",
+    "Curve",
     "DataError",
     "Dataset",
+    "Diagnosis",
     "Evaluation",
     "FlywheelError",
+    "Forecast",
     "ModelError",
     "Objective",
     "Project",
@@ -36,11 +41,15 @@ __all__ = [
     "StoreError",
     "Verdict",
     "__version__",
+    "bias_variance",
     "evaluate",
+    "forecast",
     "load_dataset",
     "load_project",
+    "measure_curve",
     "open_store",
     "parse_project",
     "run",
     "split_dataset",
+    "weak_segments",
 ]

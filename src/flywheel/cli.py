@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -244,6 +245,7 @@ def _print_result(result: Any) -> None:
         if not e.ok:
             out.print(f"[red]failed[/] {e.name}: {e.error}", soft_wrap=True, markup=True)
     _print_sensitivity(result)
+    _print_diagnosis(result)
     for note in result.notes:
         out.print(f"note: {note}", soft_wrap=True, markup=False)
     colour = {"pass": "green", "fail": "red", "inconclusive": "yellow"}[result.verdict.status]
@@ -255,13 +257,89 @@ def _print_result(result: Any) -> None:
         out.print(f"report: {result.report_path}", soft_wrap=True)
 
 
+def _print_actions(diagnosis: Any, limit: int = 5) -> None:
+    if not diagnosis.actions:
+        out.print("What to do next: nothing stands out", soft_wrap=True)
+        return
+    out.print("[bold]What to do next[/]")
+    for i, action in enumerate(diagnosis.actions[:limit], start=1):
+        gain = f" [dim](could win {action.gain:+.4g})[/]" if action.gain else ""
+        out.print(f" {i}. {escape(action.title)}{gain} — {escape(action.why)}", soft_wrap=True)
+
+
+def _print_diagnosis(result: Any, *, full: bool = False) -> None:
+    """Bias/variance, the curve, weak classes and segments, the forecast, and the actions."""
+    d = result.diagnosis
+    if d is None:
+        return
+    bv = d.bias_variance
+    if bv is not None:
+        errors = " · ".join(
+            f"{k.replace('_', '-')} {v[0]:.4g}"
+            + (" (declared)" if k == "human" and bv.human_source == "declared" else "")
+            for k, v in bv.errors.items()
+        )
+        out.print(f"bias/variance ({bv.model}, {bv.metric} error): {errors}", soft_wrap=True, markup=False)
+        out.print(f"  → {bv.summary}", soft_wrap=True, markup=False)
+        for note in bv.notes:
+            out.print(f"  note: {note}", soft_wrap=True, markup=False)
+    for f in [*d.curve_findings, *d.history_findings]:
+        out.print(f"curve: {f.kind}: {f.text}", soft_wrap=True, markup=False)
+    weak = [c for c in d.classes if c.weak] if not full else d.classes[:5]
+    for c in weak:
+        out.print(
+            f"class {c.label}: recall {c.recall:.3f} [{c.recall_low:.3f}, {c.recall_high:.3f}] "
+            f"on {c.support} rows" + (" (significantly below the others)" if c.weak else ""),
+            soft_wrap=True,
+            markup=False,
+        )
+    searched = d.searched
+    if searched.get("tested"):
+        out.print(
+            f"weak segments: {len(d.segments)} found among {searched['tested']:,} slices tested "
+            f"(FDR {searched['fdr']:g}, min {searched['min_support']} rows)",
+            soft_wrap=True,
+            markup=False,
+        )
+    for seg in d.segments[: 10 if full else 3]:
+        out.print(
+            f"  {seg.description}: {seg.rows} rows, error {seg.error:.3g} vs {seg.rest:.3g} elsewhere "
+            f"(q={seg.q_value:.2g})",
+            soft_wrap=True,
+            markup=False,
+        )
+    if result.forecast is not None:
+        out.print(f"forecast: {result.forecast.describe()}", soft_wrap=True, markup=False)
+    _print_actions(d)
+
+
+def _cost_table(forecast: Any) -> Table:
+    table = Table(
+        title=f"what each target costs · {forecast.metric} · {forecast.family} curve", title_justify="left"
+    )
+    for col in ("target", "training rows", f"{forecast.confidence:.0%} interval", "labels to buy", "cost"):
+        table.add_column(col, justify="right")
+    for row in forecast.cost_curve:
+        low = "?" if row["needed_low"] is None else f"{row['needed_low']:,.0f}"
+        high = "open" if row["needed_high"] is None else f"{row['needed_high']:,.0f}"
+        buy = max(0.0, row["needed"] - forecast.n_train)
+        table.add_row(
+            f"{row['target']:.4g}",
+            f"{row['needed']:,.0f}",
+            f"{low}–{high}",
+            f"{buy:,.0f}",
+            "" if row["cost"] is None else f"{row['cost']:,.0f}",
+        )
+    return table
+
+
 def _run_with_progress(
     path: Path,
     *,
     quiet: bool,
     workers: int | None = None,
     executor: str | None = None,
-    candidates: bool = True,
+    **options: Any,
 ) -> Any:
     from flywheel.execution import make_executor
     from flywheel.pipeline import run as run_job
@@ -269,7 +347,7 @@ def _run_with_progress(
     where = make_executor(executor, workers)
     try:
         if quiet or not err.is_terminal:
-            return run_job(path, executor=where, candidates=candidates)
+            return run_job(path, executor=where, **options)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err, transient=True) as bar:
             task = bar.add_task("loading data", total=None)
@@ -277,7 +355,7 @@ def _run_with_progress(
             def progress(stage: str, step: int, total: int) -> None:
                 bar.update(task, description=stage, completed=step, total=total)
 
-            return run_job(path, progress=progress, executor=where, candidates=candidates)
+            return run_job(path, progress=progress, executor=where, **options)
     finally:
         close = getattr(where, "close", None)
         if close is not None:
@@ -318,7 +396,9 @@ def baselines(
 ) -> None:
     """Run the baseline ladder alone and answer "do we need ML?"."""
     with _user_errors():
-        result = _run_with_progress(path, quiet=as_json, workers=workers, executor=executor, candidates=False)
+        result = _run_with_progress(
+            path, quiet=as_json, workers=workers, executor=executor, candidates=False, diagnose=False
+        )
         if as_json:
             payload = {k: v for k, v in result.to_dict().items() if k in _BASELINE_KEYS}
             sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
@@ -327,6 +407,83 @@ def baselines(
             _print_need_ml(result)
             if result.report_path:
                 out.print(f"report: {result.report_path}", soft_wrap=True)
+
+
+TargetOpt = Annotated[
+    float | None, typer.Option(help="Forecast for this target instead of the objective's target.")
+]
+
+
+@app.command()
+def diagnose(
+    path: PathArg = Path("."),
+    as_json: JsonOpt = False,
+    workers: WorkersOpt = None,
+    executor: ExecutorOpt = None,
+    forecast: Annotated[
+        bool, typer.Option("--forecast/--no-forecast", help="Measure the learning curve and forecast.")
+    ] = True,
+) -> None:
+    """What to do next: bias/variance against human level, the curve, weak classes and segments.
+
+    Fits the project again (nothing is stored); `flywheel run` does the same and stores it.
+    """
+    with _user_errors():
+        result = _run_with_progress(
+            path,
+            quiet=as_json,
+            workers=workers,
+            executor=executor,
+            save=False,
+            report=False,
+            forecast_curve=forecast,
+        )
+        if as_json:
+            payload = {"diagnosis": result.to_dict()["diagnosis"], "forecast": result.to_dict()["forecast"]}
+            sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+        else:
+            _print_diagnosis(result, full=True)
+
+
+@app.command()
+def forecast(
+    path: PathArg = Path("."),
+    target: TargetOpt = None,
+    as_json: JsonOpt = False,
+    workers: WorkersOpt = None,
+    executor: ExecutorOpt = None,
+) -> None:
+    """How many labelled rows the target needs, with an interval, and what they cost."""
+    with _user_errors():
+        result = _run_with_progress(
+            path,
+            quiet=as_json,
+            workers=workers,
+            executor=executor,
+            save=False,
+            report=False,
+            forecast_curve=True,
+            target=target,
+        )
+        fc = result.forecast
+        if as_json:
+            sys.stdout.write(json.dumps(fc.to_dict(), indent=2, default=str) + "\n")
+        else:
+            curve = result.diagnosis.curve if result.diagnosis else None
+            if curve is not None:
+                rows = " · ".join(f"{p['size']:,}: {p['valid']:.4g}" for p in curve.summary())
+                out.print(
+                    f"learning curve of {curve.model} ({curve.metric} on {curve.split}): {rows}",
+                    soft_wrap=True,
+                    markup=False,
+                )
+            if fc.family:
+                out.print(f"curve family: {fc.family} ({fc.formula}), chosen by extrapolation", markup=False)
+            out.print(fc.describe(), soft_wrap=True, markup=False)
+            if fc.cost_curve:
+                out.print(_cost_table(fc))
+        if not fc.available:
+            raise typer.Exit(3)
 
 
 _BASELINE_KEYS = (

@@ -352,10 +352,15 @@ class Split:
     strategy: Literal["stratified", "random", "group", "time"]
     spec: SplitSpec
     fingerprint: str
+    # Rows from the training distribution held out from fitting (``split.train_dev``); may be empty.
+    train_dev: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     def sizes(self) -> dict[str, int]:
-        """Rows per split."""
-        return {"train": len(self.train), "valid": len(self.valid), "test": len(self.test)}
+        """Rows per split (train_dev only when the project holds one out)."""
+        out = {"train": len(self.train), "valid": len(self.valid), "test": len(self.test)}
+        if len(self.train_dev):
+            out["train_dev"] = len(self.train_dev)
+        return out
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready description of the split."""
@@ -428,8 +433,10 @@ def _by_time(times: pd.Series, spec: SplitSpec, where: str) -> np.ndarray:
 
 
 def _split_fingerprint(ds: Dataset, spec: SplitSpec) -> str:
+    # A field left at its default is left out, so adding a field keeps older fingerprints valid.
+    described = spec.model_dump(mode="json", exclude={"train_dev"} if not spec.train_dev else set())
     blob = json.dumps(
-        {"data": ds.fingerprint, "split": spec.model_dump(mode="json"), "algorithm": SPLIT_ALGORITHM},
+        {"data": ds.fingerprint, "split": described, "algorithm": SPLIT_ALGORITHM},
         sort_keys=True,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -452,16 +459,35 @@ def split_dataset(ds: Dataset, spec: SplitSpec, *, where: str = PROJECT_FILE) ->
         part, strategy = _stratified(ds.y, spec, rng), "stratified"
     else:
         part, strategy = _assign_by_quantile(rng.permutation(len(ds.frame)), spec), "random"
+    train = np.flatnonzero(part == 2)
+    train_dev = np.empty(0, dtype=np.int64)
+    if spec.train_dev:
+        train, train_dev = _hold_out(ds, train, spec.train_dev, np.random.default_rng([spec.seed, 1]))
     split = Split(
-        train=np.flatnonzero(part == 2),
+        train=train,
         valid=np.flatnonzero(part == 1),
         test=np.flatnonzero(part == 0),
         strategy=strategy,
         spec=spec,
         fingerprint=_split_fingerprint(ds, spec),
+        train_dev=train_dev,
     )
     _check_split(ds, split, where)
     return split
+
+
+def _hold_out(
+    ds: Dataset, train: np.ndarray, share: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Move ``share`` of the training rows (stratified by class) to train-dev, at random."""
+    if ds.task == "regression":
+        groups = [train]
+    else:
+        labels = ds.y[train].astype(str)
+        groups = [train[labels == c] for c in np.unique(labels)]
+    held = [g[rng.permutation(len(g))[: round(share * len(g))]] for g in groups]
+    dev = np.sort(np.concatenate(held)) if held else np.empty(0, dtype=np.int64)
+    return np.setdiff1d(train, dev, assume_unique=True), dev
 
 
 def _check_split(ds: Dataset, split: Split, where: str) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "SPLITS",
     "compare_evaluations",
     "evaluate",
+    "predict_rows",
     "scored_splits",
 ]
 
@@ -94,6 +95,20 @@ def scored_splits(split: Split) -> dict[str, np.ndarray]:
     return {k: v for k, v in parts.items() if len(v)}
 
 
+TRAIN_SCORED_ROWS = 20_000  # the training score is read from at most this many training rows
+
+
+def _fitted_rows(split: Split) -> dict[str, np.ndarray]:
+    """Training rows to score (a fixed sample when train is large) and the train-dev rows."""
+    train = split.train
+    if len(train) > TRAIN_SCORED_ROWS:
+        train = np.sort(np.random.default_rng(0).choice(train, TRAIN_SCORED_ROWS, replace=False))
+    out = {"train": train}
+    if len(split.train_dev):
+        out["train_dev"] = split.train_dev
+    return out
+
+
 def _one_line(exc: BaseException) -> str:
     text = (str(exc).strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -127,6 +142,14 @@ def _as_labels(values: Any, ds: Dataset, n: int, who: str) -> np.ndarray:
             raise ValueError(f"{who} returned {v!r}, which is not a class of the target")
         out.append(by_text[str(v)])
     return np.asarray(out, dtype=ds.y.dtype)
+
+
+def predict_rows(model: Any, ds: Dataset, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A fitted model's labels (or values) and aligned class scores on some of the data's rows."""
+    features = ds.X.iloc[rows]
+    pred = _as_labels(model.predict(features), ds, len(rows), "the model")
+    proba = _aligned_proba(model, features, ds.classes) if ds.classes is not None else None
+    return pred, proba
 
 
 class _RuleModel:
@@ -289,6 +312,19 @@ def evaluate(
         notes += [f"{name}: {n}" for n in split_notes]
         if levels:
             bounds[name] = _bounds_at(ds, parts[name], pred, proba, levels, n_resamples, seed)
+    if model is not None and cand.make is not None:
+        # Scores on rows the model was fitted on (and train-dev rows it was not): the diagnosis
+        # reads bias and variance from them. Not used for ranking.
+        for name, idx in _fitted_rows(split).items():
+            try:
+                pred, proba = predict_rows(model, ds, idx)
+            except Exception as exc:  # diagnosis only: the candidate's evaluation stands
+                notes.append(f"{name}: cannot predict: {_one_line(exc)}")
+                continue
+            values[name], intervals[name], split_notes = _score_split(
+                ds, idx, pred, proba, metrics, n_resamples, seed
+            )
+            notes += [f"{name}: {n}" for n in split_notes]
     if spans:  # the intervals of the systems medians travel as split "systems"
         intervals["systems"] = spans
     return Evaluation(

@@ -21,12 +21,25 @@ from typing import Any
 import numpy as np
 
 from flywheel._version import __version__
+from flywheel.curves import Curve, Forecast, forecast, measure_curve, read_history
 from flywheel.data import Dataset, Split, load_dataset, split_dataset
+from flywheel.diagnose import (
+    Diagnosis,
+    Level,
+    WeakClass,
+    WeakSegment,
+    bias_variance,
+    next_actions,
+    read_curve,
+    weak_classes,
+    weak_segments,
+)
+from flywheel.errors import FlywheelError, ProjectError
 from flywheel.evaluate import Evaluation, compare_evaluations, evaluate
 from flywheel.execution import Executor, LocalExecutor, Outcome, Task
 from flywheel.humans import HumanLevel, measure_annotators
 from flywheel.ladder import NeedML, build_ladder, declared_baselines, default_margin, ladder_table, need_ml
-from flywheel.metrics import is_metric
+from flywheel.metrics import MetricRef, is_metric
 from flywheel.models import Candidate, resolve_candidates
 from flywheel.objective import (
     Objective,
@@ -87,6 +100,8 @@ class RunResult:
     need_ml: NeedML | None = None
     sensitivity: list[dict[str, Any]] = field(default_factory=list)
     human: HumanLevel | None = None
+    diagnosis: Diagnosis | None = None
+    forecast: Forecast | None = None
     report_path: Path | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -114,6 +129,8 @@ class RunResult:
             "need_ml": self.need_ml.to_dict() if self.need_ml else None,
             "sensitivity": self.sensitivity,
             "human": self.human.to_dict() if self.human else None,
+            "diagnosis": self.diagnosis.to_dict() if self.diagnosis else None,
+            "forecast": self.forecast.to_dict() if self.forecast else None,
             "report_path": str(self.report_path) if self.report_path else None,
             "notes": self.notes,
         }
@@ -140,6 +157,7 @@ class Plan:
     objective: Objective
     candidates: list[Candidate]
     human: HumanLevel | None = None
+    history: Curve | None = None
 
 
 def plan(project: Project, *, candidates: bool = True) -> Plan:
@@ -160,7 +178,11 @@ def plan(project: Project, *, candidates: bool = True) -> Plan:
         human = measure_annotators(
             project.resolve(spec.annotators), ds, objective.primary.name, given=spec.annotators, where=where
         )
-    return Plan(project, ds, split, objective, entrants, human)
+    history = None
+    if project.diagnosis.history:
+        given = project.diagnosis.history
+        history = read_history(project.resolve(given), objective.primary, given=given, where=where)
+    return Plan(project, ds, split, objective, entrants, human, history)
 
 
 def _evaluate_all(
@@ -292,6 +314,187 @@ def _with_comparisons(ranking: Ranking, evaluations: list[Evaluation], plan_: Pl
     return distinguish(ranking, comparisons)
 
 
+def _level(ev: Evaluation, metric: str, split: str) -> Level | None:
+    value = ev.value(metric, split)
+    if value is None:
+        return None
+    low, high = ev.interval(metric, split) or (None, None)
+    return Level(float(value), low, high)
+
+
+def _human_level(plan_: Plan, declared: list[dict[str, Any]], metric: str) -> Level | None:
+    """Human level on the optimized metric: measured from annotators, else declared."""
+    if plan_.human is not None and plan_.human.metric == metric:
+        h = plan_.human
+        return Level(h.value, h.low, h.high, "measured")
+    for d in declared:
+        if d["kind"] == "human" and metric in d["values"]:
+            low, high = d.get("intervals", {}).get(metric, (None, None))
+            return Level(float(d["values"][metric]), low, high, "declared")
+    return None
+
+
+def _curve_model(plan_: Plan, ranking: Ranking, evaluations: list[Evaluation]) -> Candidate | None:
+    """The model family the forecast follows: the best ranked model flywheel can refit."""
+    fittable = {c.name: c for c in plan_.candidates if c.make is not None and c.stage == "model"}
+    ok = {e.name for e in evaluations if e.ok}
+    for s in ranking.standings:
+        if s.name in fittable and s.name in ok:
+            return fittable[s.name]
+    return None
+
+
+def _tolerance(margin: float, value: float | None) -> float:
+    """The smallest difference worth acting on: the margin, or 1 % of the value for unbounded metrics."""
+    if margin > 0:
+        return margin
+    return 0.01 * abs(value) if value else 0.0
+
+
+def _forecast(
+    plan_: Plan,
+    ref: MetricRef,
+    best: Evaluation | None,
+    model: Candidate | None,
+    executor: Executor,
+    target: float | None,
+) -> tuple[Curve | None, Forecast]:
+    """Measure the learning curve of ``model`` and forecast the rows ``target`` needs."""
+    spec = plan_.project.diagnosis
+    split_name = "valid" if len(plan_.split.valid) else "test"
+    unavailable = partial(Forecast, "unavailable", ref.name, target, cost_per_label=plan_.project.costs.label)
+    if model is None:
+        return None, unavailable(
+            reason="no model flywheel can refit (rules and prediction files have no curve)"
+        )
+    valid_se = 0.0
+    span = best.interval(ref.name, split_name) if best is not None else None
+    if span is not None:
+        valid_se = (span[1] - span[0]) / (2 * 1.959963984540054)
+    try:
+        curve = measure_curve(
+            model,
+            plan_.dataset,
+            plan_.split,
+            ref,
+            sizes=spec.sizes,
+            seeds=spec.seeds,
+            executor=executor,
+            budget_s=3 * plan_.project.baselines.time_budget_s,
+            valid_se=valid_se,
+        )
+    except FlywheelError as exc:
+        return None, unavailable(model=model.name, reason=str(exc))
+    result = forecast(curve, target, n_train=len(plan_.split.train), cost_per_label=plan_.project.costs.label)
+    return curve, result
+
+
+def _diagnose(
+    plan_: Plan,
+    evaluations: list[Evaluation],
+    ranking: Ranking,
+    verdict: Verdict,
+    verdict_ml: NeedML,
+    declared: list[dict[str, Any]],
+    curve: Curve | None,
+    forecast_: Forecast | None,
+) -> Diagnosis:
+    """Bias/variance, the curve and history read against the baselines, weak spots, ranked actions."""
+    ref = plan_.objective.primary
+    ds, split = plan_.dataset, plan_.split
+    split_name = ranking.selection_split
+    by_name = {e.name: e for e in evaluations}
+    best = by_name.get(ranking.best) if ranking.best else None
+    notes: list[str] = []
+    human = _human_level(plan_, declared, ref.name)
+    simple = [
+        e for e in evaluations if e.ok and e.stage != "model" and e.value(ref.name, split_name) is not None
+    ]
+    sign = 1.0 if ref.greater_is_better else -1.0
+    top_simple = max(simple, key=lambda e: sign * float(e.value(ref.name, split_name) or 0.0), default=None)
+    baseline = _level(top_simple, ref.name, split_name) if top_simple is not None else None
+    valid_value = best.value(ref.name, split_name) if best is not None else None
+    tol = _tolerance(plan_.project.baselines.margin or default_margin(ref), valid_value)
+    bv = None
+    if best is None:
+        notes.append("no best model: nothing to diagnose")
+    else:
+        train, valid = _level(best, ref.name, "train"), _level(best, ref.name, split_name)
+        if train is None or valid is None:
+            notes.append(
+                f"{best.name} has no training score (a rule or a prediction file): bias and variance "
+                "need a model flywheel fits"
+            )
+        else:
+            bv = bias_variance(
+                ref,
+                train=train,
+                valid=valid,
+                train_dev=_level(best, ref.name, "train_dev"),
+                human=human,
+                best_baseline=baseline,
+                tolerance=tol,
+                model=best.name,
+            )
+    base_value = baseline.value if baseline is not None else None
+    human_value = human.value if human is not None else None
+    findings = read_curve(curve, baseline=base_value, human=human_value, tolerance=tol) if curve else []
+    history_findings = (
+        read_curve(plan_.history, baseline=base_value, human=human_value, tolerance=tol)
+        if plan_.history
+        else []
+    )
+    classes: list[WeakClass] = []
+    segments: list[WeakSegment] = []
+    searched: dict[str, Any] = {}
+    if best is not None and split_name in best.predictions:
+        rows = split.valid if split_name == "valid" else split.test
+        pred, proba = best.predictions[split_name], best.scores.get(split_name)
+        y = ds.y[rows]
+        if ds.classes is not None:
+            classes = weak_classes(ref, y, pred, proba, ds.classes)
+        kinds = {c: "numeric" for c in ds.columns.numeric} | {
+            c: "categorical" for c in ds.columns.categorical
+        }
+        segments, searched = weak_segments(
+            ref,
+            ds.frame.iloc[rows].reset_index(drop=True),
+            kinds,
+            y,
+            pred,
+            proba,
+            ds.classes,
+            min_support=plan_.project.diagnosis.min_support,
+            fdr=plan_.project.diagnosis.fdr,
+        )
+    target_met = verdict.status == "pass" if plan_.objective.target is not None else None
+    actions = next_actions(
+        bv=bv,
+        findings=[*findings, *history_findings],
+        forecast=forecast_,
+        classes=classes,
+        segments=segments,
+        need_ml=verdict_ml.answer,
+        target_met=target_met,
+        best_simple=verdict_ml.best_simple,
+    )
+    return Diagnosis(
+        ref.name,
+        best.name if best is not None else None,
+        split_name,
+        bv,
+        curve,
+        findings,
+        plan_.history,
+        history_findings,
+        classes,
+        segments,
+        searched,
+        actions,
+        notes,
+    )
+
+
 def run(
     project: Project | str | os.PathLike[str] = ".",
     *,
@@ -301,6 +504,9 @@ def run(
     progress: Progress | None = None,
     executor: Executor | None = None,
     candidates: bool = True,
+    diagnose: bool = True,
+    forecast_curve: bool | None = None,
+    target: float | None = None,
 ) -> RunResult:
     """Run the main job: evaluate the ladder and the candidates, rank, judge, store, report.
 
@@ -318,6 +524,13 @@ def run(
         Where the fits run (default: local processes, one per core).
     candidates
         False runs the baseline ladder alone (``flywheel baselines``).
+    diagnose
+        Whether to diagnose the best model (bias/variance, weak spots, next actions).
+    forecast_curve
+        Whether to measure the learning curve and forecast the labels the target needs
+        (default: the project's ``diagnosis.forecast``).
+    target
+        The forecast's target instead of the objective's.
 
     Raises
     ------
@@ -327,11 +540,18 @@ def run(
     proj = project if isinstance(project, Project) else load_project(project)
     started = datetime.now(UTC)
     plan_ = plan(proj, candidates=candidates)
+    if target is not None:
+        ref = plan_.objective.primary
+        if not ref.lower <= target <= ref.upper:
+            raise ProjectError(
+                f"--target {target:g} is outside {ref.name}'s range [{ref.lower:g}, {ref.upper:g}]"
+            )
     own_store = store is None and save
     db = open_store(proj.store_dir) if own_store else store  # version-checked before any fitting
     try:
         metrics = default_metrics(plan_.dataset.task, plan_.objective)
-        evaluations = _evaluate_all(plan_, metrics, executor or LocalExecutor(), progress)
+        executor = executor or LocalExecutor()
+        evaluations = _evaluate_all(plan_, metrics, executor, progress)
         selection = "valid" if len(plan_.split.valid) else "test"
         declared, declared_notes = declared_baselines(proj, plan_.dataset.task)
         sensitivity: list[dict[str, Any]] = []
@@ -347,6 +567,26 @@ def run(
         table = ladder_table(evaluations, plan_.objective.optimize, declared, human)
         notes = [] if selection == "valid" else ["no valid split: models are ranked on test"]
         notes += declared_notes
+        verdict = judge(ranking, plan_.objective)
+        curve, forecast_ = None, None
+        run_forecast = proj.diagnosis.forecast if forecast_curve is None else forecast_curve
+        if diagnose and run_forecast:
+            goal = (
+                target
+                if target is not None
+                else (None if plan_.objective.weighted else plan_.objective.target)
+            )
+            if progress:
+                progress("learning curve", len(evaluations), len(evaluations))
+            best_ev = next((e for e in evaluations if e.name == ranking.best), None)
+            curve, forecast_ = _forecast(
+                plan_, primary, best_ev, _curve_model(plan_, ranking, evaluations), executor, goal
+            )
+        diagnosis = (
+            _diagnose(plan_, evaluations, ranking, verdict, verdict_ml, declared, curve, forecast_)
+            if diagnose
+            else None
+        )
         result = RunResult(
             run_id=_new_run_id(started),
             project=proj.project,
@@ -359,12 +599,14 @@ def run(
             metrics=metrics,
             evaluations=evaluations,
             ranking=ranking,
-            verdict=judge(ranking, plan_.objective),
+            verdict=verdict,
             declared=declared,
             ladder=table,
             need_ml=verdict_ml,
             sensitivity=sensitivity,
             human=plan_.human,
+            diagnosis=diagnosis,
+            forecast=forecast_,
             notes=notes,
         )
         if db is not None and save:

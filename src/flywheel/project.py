@@ -40,6 +40,7 @@ __all__ = [
     "Bound",
     "Costs",
     "DataSpec",
+    "DiagnosisSpec",
     "Difficulty",
     "ExternalBaseline",
     "GateSpec",
@@ -143,6 +144,9 @@ class SplitSpec(_Strict):
     seed: int = 0
     group: str | None = None
     time: str | None = None
+    # Share of the training rows held out from fitting: rows from the training distribution the
+    # model never sees, so validation error minus train-dev error measures data mismatch.
+    train_dev: float = Field(default=0.0, ge=0, lt=0.5)
 
     @model_validator(mode="after")
     def _fractions(self) -> SplitSpec:
@@ -156,6 +160,17 @@ class SplitSpec(_Strict):
                 f"got group={self.group!r} and time={self.time!r}"
             )
         return self
+
+
+class DiagnosisSpec(_Strict):
+    """What to do next: learning curve, forecast, weak segments, a training history."""
+
+    forecast: bool = True
+    sizes: int = Field(default=8, ge=4, le=30)
+    seeds: int = Field(default=3, ge=1, le=20)
+    min_support: int = Field(default=30, ge=5)
+    fdr: float = Field(default=0.1, gt=0, lt=1)
+    history: str | None = None  # CSV with step, train, valid (the objective's metric per epoch)
 
 
 class DataSpec(_Strict):
@@ -427,6 +442,7 @@ class Project(_Strict):
     baselines: Baselines = Field(default_factory=Baselines)
     models: list[ModelSpec] = Field(default_factory=list)
     gate: GateSpec = Field(default_factory=GateSpec)
+    diagnosis: DiagnosisSpec = Field(default_factory=DiagnosisSpec)
     _path: Path = PrivateAttr(default=Path(PROJECT_FILE))
 
     @field_validator("project")

@@ -143,6 +143,171 @@ def _ladder_chart(result: RunResult) -> dict[str, Any]:
     }
 
 
+def _tick(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+
+
+def _spread(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Push the labels of close lines apart (13 px) so each stays readable."""
+    previous = -1e9
+    for line in sorted(lines, key=lambda item: item["y"]):
+        previous = max(line["y"] + 4, previous + 13)
+        line["label_y"] = previous
+    return lines
+
+
+def _plot(
+    series: list[dict[str, Any]],
+    hlines: list[tuple[str, float, str]],
+    *,
+    xlog: bool,
+    ylog: bool = False,
+    x_label: str,
+    y_label: str,
+) -> dict[str, Any] | None:
+    """A line chart in SVG coordinates: ``series`` of points (x, y[, low, high]) and labelled lines."""
+    xs = [p[0] for s in series for p in s["points"]]
+    ys = [v for s in series for p in s["points"] for v in p[1:] if v is not None]
+    ys += [v for _, v, _ in hlines]
+    if ylog:
+        ys = [v for v in ys if v > 0]
+    if len(xs) < 2 or not ys:
+        return None
+    fx = (lambda v: math.log10(v)) if xlog else (lambda v: v)
+    fy = (lambda v: math.log10(max(v, 1e-12))) if ylog else (lambda v: v)
+    x0, x1 = fx(min(xs)), fx(max(xs))
+    y0, y1 = fy(min(ys)), fy(max(ys))
+    pad = (y1 - y0) * 0.06 or 0.05
+    y0, y1 = y0 - pad, y1 + pad
+    left, top, width, height = 70, 14, 520, 260
+
+    def px(v: float) -> float:
+        return left + width * (fx(v) - x0) / ((x1 - x0) or 1.0)
+
+    def py(v: float) -> float:
+        return top + height * (y1 - fy(v)) / ((y1 - y0) or 1.0)
+
+    out_series = []
+    for s in series:
+        pts = [(px(p[0]), py(p[1])) for p in s["points"] if p[1] is not None and (not ylog or p[1] > 0)]
+        band = [
+            (px(p[0]), py(p[2]), py(p[3]))
+            for p in s["points"]
+            if len(p) > 3 and p[2] is not None and p[3] is not None and (not ylog or p[2] > 0)
+        ]
+        out_series.append(
+            {
+                "name": s["name"],
+                "colour": s["colour"],
+                "dash": s.get("dash", "none"),
+                "path": " ".join(f"{'M' if i == 0 else 'L'}{x:.1f},{y:.1f}" for i, (x, y) in enumerate(pts)),
+                "dots": pts if s.get("dots") else [],
+                "band": (
+                    " ".join(f"{'M' if i == 0 else 'L'}{x:.1f},{lo:.1f}" for i, (x, lo, _) in enumerate(band))
+                    + " "
+                    + " ".join(f"L{x:.1f},{hi:.1f}" for x, _, hi in reversed(band))
+                    + " Z"
+                )
+                if band
+                else None,
+            }
+        )
+    ticks_y = [y0 + pad + (y1 - y0 - 2 * pad) * i / 4 for i in range(5)]
+    ticks_x = np.linspace(x0, x1, 5)
+    return {
+        "width": left + width + 200,
+        "height": top + height + 40,
+        "left": left,
+        "right": left + width,
+        "top": top,
+        "bottom": top + height,
+        "x_label": x_label,
+        "y_label": y_label,
+        "series": out_series,
+        "lines": _spread(
+            [{"name": n, "y": py(v), "value": v, "colour": c} for n, v, c in hlines if not ylog or v > 0]
+        ),
+        "yticks": [
+            {"y": top + height * (y1 - t) / ((y1 - y0) or 1.0), "label": _tick(10**t if ylog else t)}
+            for t in ticks_y
+        ],
+        "xticks": [
+            {"x": left + width * (t - x0) / ((x1 - x0) or 1.0), "label": _tick(10**t if xlog else t)}
+            for t in ticks_x
+        ],
+    }
+
+
+def _curve_chart(result: RunResult) -> dict[str, Any] | None:
+    """Validation and training score against training size (or step), with baseline and human lines."""
+    d = result.diagnosis
+    if d is None:
+        return None
+    curve = d.curve or d.history
+    if curve is None:
+        return None
+    rows = curve.summary()
+    series = [
+        {
+            "name": "validation",
+            "colour": "#2f6fd0",
+            "points": [(r["size"], r["valid"]) for r in rows],
+            "dots": True,
+        },
+    ]
+    if any(r["train"] is not None for r in rows):
+        series.append(
+            {
+                "name": "training",
+                "colour": "#c0504d",
+                "points": [(r["size"], r["train"]) for r in rows if r["train"] is not None],
+                "dots": True,
+            }
+        )
+    fc = result.forecast
+    if d.curve is not None and fc is not None and fc.fitted:
+        last = max(r["size"] for r in rows) * 4
+        series.append(
+            {
+                "name": f"fitted ({fc.family})",
+                "colour": "#7a8699",
+                "dash": "5 4",
+                "points": [
+                    (p["size"], p["value"]) for p in fc.fitted if rows[0]["size"] <= p["size"] <= last
+                ],
+            }
+        )
+    lines = []
+    metric = curve.metric
+    best_simple = None
+    for e in result.evaluations:
+        v = e.value(metric, result.ranking.selection_split)
+        better = best_simple is None or (v is not None and (v > best_simple[1]) == curve.greater_is_better)
+        if e.ok and e.stage != "model" and v is not None and better:
+            best_simple = (e.name, v)
+    if best_simple is not None:
+        lines.append((f"best baseline ({best_simple[0]})", best_simple[1], "#9aa5b5"))
+    bv = d.bias_variance
+    if bv is not None and "human" in bv.errors:
+        human = curve.value(bv.errors["human"][0])
+        lines.append((f"human ({bv.human_source})", float(human), "#7d3cc8"))
+    if result.objective.target is not None and not result.objective.weighted:
+        lines.append(("target", result.objective.target, "#2e8b57"))
+    axis = "training rows (log scale)" if curve.axis == "size" else "step"
+    return _plot(series, lines, xlog=curve.axis == "size", x_label=axis, y_label=f"{metric} ({curve.split})")
+
+
+def _cost_chart(result: RunResult) -> dict[str, Any] | None:
+    """Training rows needed against the target (log scale), with the interval as a band."""
+    fc = result.forecast
+    if fc is None or len(fc.cost_curve) < 2:
+        return None
+    points = [(c["target"], c["needed"], c["needed_low"], c["needed_high"]) for c in fc.cost_curve]
+    series = [{"name": "rows needed", "colour": "#2f6fd0", "points": points, "dots": True}]
+    lines = [("labelled today", float(fc.n_train), "#9aa5b5")]
+    return _plot(series, lines, xlog=False, ylog=True, x_label=f"target {fc.metric}", y_label="training rows")
+
+
 def render_report(result: RunResult) -> str:
     """The report's HTML text."""
     template = _ENV.get_template("report.html.j2")
@@ -152,6 +317,8 @@ def render_report(result: RunResult) -> str:
         by_name=by_name,
         chart=_chart(result),
         ladder_chart=_ladder_chart(result),
+        curve_chart=_curve_chart(result),
+        cost_chart=_cost_chart(result),
         failed=[e for e in result.evaluations if not e.ok],
     )
 

@@ -1,0 +1,214 @@
+"""Learning curves and the label forecast: fits on known families, coverage, real curves, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from flywheel.curves import (
+    FAMILIES,
+    Curve,
+    CurvePoint,
+    fit_curve,
+    forecast,
+    geometric_sizes,
+    measure_curve,
+    read_history,
+    select_family,
+)
+from flywheel.data import load_dataset, split_dataset
+from flywheel.errors import DataError, FlywheelError
+from flywheel.metrics import parse_metric
+from flywheel.models import Candidate
+from flywheel.project import DataSpec
+
+ACCURACY = parse_metric("accuracy")
+
+# Error curves of known families (n in rows): the truth the forecast should recover.
+TRUTHS = {
+    "pow3": lambda n: 0.05 + 3.0 * n**-0.5,
+    "mmf4": lambda n: (0.5 * 300 + 0.04 * n**0.8) / (300 + n**0.8),
+}
+
+
+def _inverse(fn, target_error: float) -> float:
+    lo, hi = 1.0, 1e12
+    for _ in range(200):
+        mid = (lo * hi) ** 0.5
+        lo, hi = (mid, hi) if fn(mid) > target_error else (lo, mid)
+    return hi
+
+
+def _synthetic(fn, seed: int, noise: float = 0.004, seeds: int = 3) -> Curve:
+    rng = np.random.default_rng(seed)
+    sizes = geometric_sizes(4000, 8, smallest=100)
+    points = tuple(
+        CurvePoint(s, k, None, float(1 - (fn(s) + rng.normal(0, noise)))) for s in sizes for k in range(seeds)
+    )
+    return Curve("accuracy", True, 1.0, "size", points, "synthetic")
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_refits_its_own_noiseless_curve(family: str) -> None:
+    sizes = np.array(geometric_sizes(5000, 10, smallest=50), dtype=float)
+    truth = fit_curve(sizes, TRUTHS["pow3"](sizes), family)  # some member of the family
+    assert truth is not None
+    errors = truth.error_at(sizes)
+    again = fit_curve(sizes, errors, family)
+    assert again is not None
+    assert np.allclose(again.error_at(sizes), errors, atol=1e-4)
+    assert np.all(np.diff(again.error_at(np.geomspace(10, 1e7, 50))) <= 1e-12)  # error never rises
+
+
+@pytest.mark.parametrize("name", sorted(TRUTHS))
+def test_forecast_recovers_the_rows_a_target_needs_and_its_interval_covers(name: str) -> None:
+    """On curves of a known family with noise, rows needed within 25 % (median) and ~nominal coverage.
+
+    The target needs 10,000 training rows: 2.5 times the largest measured size. Measured here:
+    median ratio 0.97–1.03, coverage of the 90 % interval 0.77–0.88 (the bootstrap does not
+    carry the uncertainty of choosing the family, so it runs a little short of nominal).
+    """
+    fn = TRUTHS[name]
+    truth = 10_000.0
+    target = 1 - fn(truth)
+    ratios, covered = [], 0
+    sims = 30
+    for sim in range(sims):
+        fc = forecast(_synthetic(fn, sim), target, n_boot=100, seed=sim, cost_per_label=0.5)
+        if fc.status != "reachable":  # a family that levels off too early: a miss, not covered
+            assert fc.status == "unreachable" and fc.plateau is not None
+            ratios.append(np.inf)
+            continue
+        assert fc.needed is not None and fc.needed_low is not None
+        ratios.append(fc.needed / truth)
+        high = fc.needed_high if fc.needed_high is not None else np.inf
+        covered += fc.needed_low <= truth <= high
+        assert fc.cost == pytest.approx(max(0.0, fc.needed - fc.n_train) * 0.5)
+    assert 0.8 <= float(np.median(ratios)) <= 1.25
+    assert np.mean(np.isfinite(ratios)) >= 0.8
+    assert 0.65 <= covered / sims <= 1.0
+
+
+def test_a_target_beyond_the_plateau_is_unreachable_with_the_plateau_interval() -> None:
+    fn = TRUTHS["pow3"]  # levels off at 1 - 0.05 = 0.95
+    fc = forecast(_synthetic(fn, 1), 0.97, families=["pow3"], n_boot=100)
+    assert fc.status == "unreachable"
+    assert fc.needed is None and fc.cost is None
+    assert fc.plateau is not None and abs(fc.plateau - 0.95) < 0.01
+    assert fc.plateau_low is not None and fc.plateau_high is not None
+    assert fc.plateau_low <= fc.plateau <= fc.plateau_high
+    assert "levels off" in fc.describe()
+
+
+def test_a_target_already_met_and_no_target_are_not_numbers() -> None:
+    curve = _synthetic(TRUTHS["pow3"], 2)
+    met = forecast(curve, 0.5, n_boot=50)
+    assert met.status == "met" and met.needed is None
+    none = forecast(curve, None, n_boot=50)
+    assert none.status == "unavailable" and "target" in (none.reason or "")
+    assert none.cost_curve  # the cost of each target is still drawn
+
+
+def test_cost_grows_faster_than_the_target() -> None:
+    fc = forecast(_synthetic(TRUTHS["pow3"], 3), 0.93, cost_per_label=1.0, n_boot=50)
+    needed = [row["needed"] for row in fc.cost_curve]
+    targets = [row["target"] for row in fc.cost_curve]
+    assert all(np.diff(targets) > 0) and all(np.diff(needed) > 0)
+    steps = np.diff(needed) / np.diff(targets)  # rows per point of accuracy
+    assert steps[-1] > 3 * steps[0]
+
+
+def test_too_few_sizes_and_out_of_range_targets() -> None:
+    points = tuple(CurvePoint(s, 0, None, 0.8 + s / 1e4) for s in (50, 100, 200))
+    curve = Curve("accuracy", True, 1.0, "size", points, "m")
+    fc = forecast(curve, 0.9)
+    assert fc.status == "unavailable" and "fewer than" not in (fc.reason or "x")
+    assert "3 training sizes, need at least 4" in (fc.reason or "")
+    with pytest.raises(FlywheelError, match="outside accuracy's range"):
+        forecast(_synthetic(TRUTHS["pow3"], 0), 1.5)
+
+
+def test_selection_prefers_the_family_that_extrapolates() -> None:
+    sizes = np.repeat(np.array(geometric_sizes(4000, 9, smallest=50), dtype=float), 2)
+    errors = 0.1 + 2.0 * sizes**-0.7
+    family, table = select_family(sizes, errors)
+    assert family is not None
+    assert table[family] is not None and table[family] < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "make", "tolerance"),
+    [
+        ("digits", "digit", lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)), 0.03),
+        ("breast_cancer", "diagnosis", lambda: RandomForestClassifier(50, random_state=0), 0.03),
+        ("wine", "cultivar", lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)), 0.05),
+    ],
+)
+def test_measured_curves_extrapolate_from_the_smaller_half(
+    source: str, target: str, make, tolerance: float
+) -> None:
+    """Fit on the smaller half of the sizes; predict the mean score at the largest size."""
+    ds = load_dataset(DataSpec(source=f"builtin:{source}", target=target), Path("."))
+    split = split_dataset(ds, DataSpec(source="x", target="y").split)
+    cand = Candidate("m", "candidate", "estimator", "test model", make=make)
+    curve = measure_curve(cand, ds, split, ACCURACY, sizes=10, seeds=3)
+    sizes = np.array([p.size for p in curve.points], dtype=float)
+    errors = curve.error([p.valid for p in curve.points])
+    uniq = np.unique(sizes)
+    half = sizes <= uniq[len(uniq) // 2 - 1]
+    family, _ = select_family(sizes[half], errors[half])
+    assert family is not None
+    fit = fit_curve(sizes[half], errors[half], family)
+    assert fit is not None
+    observed = errors[sizes == uniq[-1]].mean()
+    assert abs(float(fit.error_at(uniq[-1])) - observed) <= tolerance
+
+
+def test_learning_curve_points_train_on_growing_stratified_samples() -> None:
+    ds = load_dataset(DataSpec(source="builtin:iris", target="species"), Path("."))
+    split = split_dataset(ds, DataSpec(source="x", target="y").split)
+    cand = Candidate("m", "candidate", "estimator", "test", make=lambda: LogisticRegression(max_iter=200))
+    curve = measure_curve(cand, ds, split, ACCURACY, sizes=5, seeds=2)
+    sizes = sorted({p.size for p in curve.points})
+    assert sizes[-1] == len(split.train) and len(sizes) >= 4
+    assert all(p.train is not None for p in curve.points)
+    assert {p.seed for p in curve.points} == {0, 1}
+    rule = Candidate(
+        "r", "baseline", "rule", "a rule", rule=lambda rows: ["setosa"] * len(rows), stage="rule"
+    )
+    with pytest.raises(FlywheelError, match="no learning curve"):
+        measure_curve(rule, ds, split, ACCURACY)
+
+
+def _history(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "history.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_history_file_is_read_and_bad_ones_get_one_line(tmp_path: Path) -> None:
+    good = _history(tmp_path, "step,train,valid\n1,0.7,0.68\n2,0.8,0.75\n3,0.9,0.77\n")
+    curve = read_history(good, ACCURACY, given="history.csv", where="flywheel.yaml")
+    assert curve.axis == "step" and [p.size for p in curve.points] == [1, 2, 3]
+    cases = {
+        "step,train\n1,0.5\n": "lacks column 'valid'",
+        "step,train,valid\n1,0.5,0.4\n1,0.6,0.5\n": "steps must strictly increase",
+        "step,train,valid\n1,0.5,0.4\n3,0.6,0.5\n2,0.7,0.5\n": "got 2 after 3",
+        "step,train,valid\n1,abc,0.4\n2,0.6,0.5\n": "must be numbers",
+        "step,train,valid\n1,0.5,0.4\n": "at least 2 rows",
+        "step,train,valid\n1,0.5,1.4\n2,0.6,0.5\n": "outside accuracy's range",
+    }
+    for text, message in cases.items():
+        with pytest.raises(DataError, match=message) as info:
+            read_history(_history(tmp_path, text), ACCURACY, given="history.csv", where="flywheel.yaml")
+        assert "\n" not in str(info.value)
+    with pytest.raises(DataError, match="does not exist"):
+        read_history(tmp_path / "missing.csv", ACCURACY, given="missing.csv", where="flywheel.yaml")
+    with pytest.raises(ValueError, match="training size"):
+        forecast(curve, 0.9)
