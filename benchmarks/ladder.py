@@ -47,7 +47,9 @@ def ladder(folder: Path, source: str, target: str, metric: str, workers: int) ->
     """)
     )
     start = time.perf_counter()
-    result = run(folder, save=False, report=False, candidates=False, executor=LocalExecutor(workers))
+    result = run(
+        folder, save=False, report=False, candidates=False, diagnose=False, executor=LocalExecutor(workers)
+    )
     return result, time.perf_counter() - start
 
 

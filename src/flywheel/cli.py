@@ -439,7 +439,8 @@ def diagnose(
             forecast_curve=forecast,
         )
         if as_json:
-            payload = {"diagnosis": result.to_dict()["diagnosis"], "forecast": result.to_dict()["forecast"]}
+            whole = result.to_dict()
+            payload = {"diagnosis": whole["diagnosis"], "forecast": whole["forecast"]}
             sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
         else:
             _print_diagnosis(result, full=True)

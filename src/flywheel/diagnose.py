@@ -376,8 +376,8 @@ def read_curve(
         out.append(
             Finding(
                 "overfitting",
-                f"training {curve.metric} {last['train']:.4g} is well above validation {valid_last:.4g} "
-                f"(gap {gap:.4g}): watch overfitting, regularise",
+                f"training {curve.metric} {last['train']:.4g} is well better than validation "
+                f"{valid_last:.4g} (gap {gap:.4g}): watch overfitting, regularise",
                 gap,
             )
         )
@@ -411,8 +411,8 @@ def read_curve(
                 out.append(
                     Finding(
                         "more data pays",
-                        f"validation {curve.metric} still rises with data: {per_doubling:+.4g} per "
-                        f"doubling of the training rows at {b['size']:,} rows",
+                        f"validation {curve.metric} still improves with data: {per_doubling:+.4g} "
+                        f"per doubling of the training rows at {b['size']:,} rows",
                         per_doubling,
                     )
                 )

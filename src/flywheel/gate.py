@@ -136,7 +136,7 @@ def gate(
     """Run the project, then judge ``candidate`` (default: the best candidate model) against the reference."""
     project = load_project(path)
     verified = _checked_champion(project) if against == "champion" else None
-    result = run(project, executor=executor)
+    result = run(project, executor=executor, diagnose=False)  # the gate needs no diagnosis: CI time
     metric = result.objective.primary.name
     candidates = [s.name for s in result.ranking.standings if s.role == "candidate"]
     name = candidate or (candidates[0] if candidates else None)
@@ -213,7 +213,7 @@ def promote(
     store = open_store(project.store_dir)
     try:
         if force and store.latest_model(project.project, name) is None:
-            run(project, executor=executor)  # make sure an artifact of this model exists
+            run(project, executor=executor, diagnose=False)  # make sure an artifact of this model exists
         model = store.latest_model(project.project, name)
         if model is None:
             raise FlywheelError(
