@@ -37,6 +37,10 @@ def test_submodule_all_names_exist() -> None:
         "cli",
         "curves",
         "diagnose",
+        "scoping",
+        "lifecycle",
+        "portfolio",
+        "card",
     ):
         mod = importlib.import_module(f"flywheel.{module}")
         assert mod.__all__ == sorted(mod.__all__), module

@@ -530,7 +530,7 @@ def weak_classes(
                 None if p_high is None else float(p_high),
                 float(f1),
                 int(support[j] - hits[j]),
-                bool(r_high < mean_other),
+                bool(r_high < mean_other - 1e-9 and hits[j] < support[j]),
                 None if gain is None else float(gain),
             )
         )

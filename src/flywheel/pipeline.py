@@ -39,6 +39,7 @@ from flywheel.evaluate import Evaluation, compare_evaluations, evaluate
 from flywheel.execution import Executor, LocalExecutor, Outcome, Task
 from flywheel.humans import HumanLevel, measure_annotators
 from flywheel.ladder import NeedML, build_ladder, declared_baselines, default_margin, ladder_table, need_ml
+from flywheel.lifecycle import PhaseState, infer_phase
 from flywheel.metrics import MetricRef, is_metric
 from flywheel.models import Candidate, resolve_candidates
 from flywheel.objective import (
@@ -53,6 +54,7 @@ from flywheel.objective import (
     with_composite,
 )
 from flywheel.project import Project, load_project
+from flywheel.scoping import Assessment, assess
 from flywheel.store import Store, open_store
 
 __all__ = [
@@ -102,6 +104,8 @@ class RunResult:
     human: HumanLevel | None = None
     diagnosis: Diagnosis | None = None
     forecast: Forecast | None = None
+    assessment: Assessment | None = None
+    phase: PhaseState | None = None
     report_path: Path | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -131,6 +135,8 @@ class RunResult:
             "human": self.human.to_dict() if self.human else None,
             "diagnosis": self.diagnosis.to_dict() if self.diagnosis else None,
             "forecast": self.forecast.to_dict() if self.forecast else None,
+            "assessment": self.assessment.to_dict() if self.assessment else None,
+            "phase": self.phase.to_dict() if self.phase else None,
             "report_path": str(self.report_path) if self.report_path else None,
             "notes": self.notes,
         }
@@ -495,6 +501,24 @@ def _diagnose(
     )
 
 
+def _scope(proj: Project, db: Store | None, result: RunResult, frame: Any) -> RunResult:
+    """The assessment and the lifecycle phase, with this run counted among the artifacts."""
+    artifacts: dict[str, Any] = {"data_checked": True}
+    runs: list[dict[str, Any]] = []
+    champion = None
+    events: list[dict[str, Any]] = []
+    if db is not None:
+        runs = db.run_summaries(proj.project)
+        champion = db.get_alias(proj.project, "champion")
+        events = db.phase_events(proj.project)
+        artifacts.update(models=bool(db.list_models(proj.project)), champion=champion is not None)
+    candidates = sum(e.role == "candidate" for e in result.evaluations)
+    runs.append({"id": result.run_id, "started_at": result.started_at.isoformat(), "candidates": candidates})
+    state = infer_phase(data_loads=True, runs=runs, champion=champion, events=events)
+    assessment = assess(proj, result.to_dict(), frame=frame.head(2000), artifacts=artifacts)
+    return replace(result, assessment=assessment, phase=state)
+
+
 def run(
     project: Project | str | os.PathLike[str] = ".",
     *,
@@ -622,6 +646,8 @@ def run(
                     f"the objective changed since the last run ({previous} -> "
                     f"{plan_.objective.version}); `flywheel objective log` shows its history"
                 )
+        if diagnose:
+            result = _scope(proj, db, result, plan_.dataset.frame)
         if report:
             from flywheel.report import write_report
 

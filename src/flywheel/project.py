@@ -51,6 +51,7 @@ __all__ = [
     "ObjectiveSpec",
     "PROJECT_FILE",
     "Project",
+    "READINESS_ITEMS",
     "RESERVED_MODEL_NAMES",
     "SplitSpec",
     "find_project_file",
@@ -59,6 +60,21 @@ __all__ = [
 ]
 
 PROJECT_FILE = "flywheel.yaml"
+# Readiness items (ML Test Score shape) a project may declare done by hand, by section.
+READINESS_ITEMS = (
+    "schema_checked",
+    "data_fingerprinted_and_split_leak-free",
+    "personal_data_scanned",
+    "baselines_measured",
+    "held-out_evaluation_with_intervals",
+    "model_diagnosed",
+    "model_versioned_in_the_registry",
+    "gate_decided_a_promotion",
+    "serving_latency_measured",
+    "predictions_logged",
+    "feedback_labels_collected",
+    "champion_watched_against_the_objective",
+)
 ARCHETYPES = ("software-2.0", "human-in-the-loop", "autonomous")
 LENSES = ("cheap-prediction", "product-friction", "automate-manual-process", "others-already-do-it")
 RESERVED_MODEL_NAMES = frozenset(
@@ -181,6 +197,7 @@ class DataSpec(_Strict):
     task: Literal["binary", "multiclass", "regression"] | None = None
     id: str | None = None
     split: SplitSpec = Field(default_factory=SplitSpec)
+    stability: Literal["stable", "seasonal", "drifting"] | None = None  # declared: how the data changes
 
     @field_validator("source", "target")
     @classmethod
@@ -443,6 +460,9 @@ class Project(_Strict):
     models: list[ModelSpec] = Field(default_factory=list)
     gate: GateSpec = Field(default_factory=GateSpec)
     diagnosis: DiagnosisSpec = Field(default_factory=DiagnosisSpec)
+    ethics: str | None = None  # a note: who could be harmed, and what was done about it
+    # Readiness items done by hand (declared: worth half of one shown by an artifact).
+    readiness: dict[str, bool] = Field(default_factory=dict)
     _path: Path = PrivateAttr(default=Path(PROJECT_FILE))
 
     @field_validator("project")
@@ -452,6 +472,17 @@ class Project(_Strict):
             raise ValueError(
                 f"must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit; got {v!r}"
             )
+        return v
+
+    @field_validator("readiness")
+    @classmethod
+    def _known_items(cls, v: dict[str, bool]) -> dict[str, bool]:
+        for name in v:
+            if name not in READINESS_ITEMS:
+                raise ValueError(
+                    f"unknown item {name!r}; known: {', '.join(READINESS_ITEMS)}"
+                    + _hint(name, list(READINESS_ITEMS))
+                )
         return v
 
     @field_validator("models")

@@ -50,6 +50,7 @@ __all__ = [
     "EvaluationRow",
     "ModelRow",
     "ObjectiveVersionRow",
+    "PhaseEventRow",
     "RunRow",
     "SCHEMA_VERSION",
     "ScoreRow",
@@ -58,7 +59,7 @@ __all__ = [
 ]
 
 DB_NAME = "flywheel.db"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class Base(DeclarativeBase):
@@ -181,9 +182,29 @@ def _add_registry(conn: Connection) -> None:
     AliasRow.__table__.create(conn)  # type: ignore[attr-defined]
 
 
+class PhaseEventRow(Base):
+    """A recorded move between lifecycle phases (a loop-back, or a step forward), with its reason."""
+
+    __tablename__ = "phase_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    from_phase: Mapped[str] = mapped_column(String(16))
+    to_phase: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+def _add_phase_events(conn: Connection) -> None:
+    PhaseEventRow.__table__.create(conn)  # type: ignore[attr-defined]
+
+
 # Migration N brings a store from version N-1 to N. A fresh store is created whole at the
 # current version; an older one runs each step in order, in one transaction.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_objective_versions, 3: _add_registry}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _add_objective_versions,
+    3: _add_registry,
+    4: _add_phase_events,
+}
 
 
 def _model_dict(row: ModelRow) -> dict[str, Any]:
@@ -459,6 +480,56 @@ class Store:
         with self.session() as s:
             run = s.get(RunRow, run_id)
             return None if run is None else dict(json.loads(run.result_json))
+
+    def record_phase(self, project: str, when: datetime, from_phase: str, to_phase: str, reason: str) -> None:
+        """Record a move between lifecycle phases."""
+        with self.session() as s:
+            s.add(
+                PhaseEventRow(
+                    project=project, at=when, from_phase=from_phase, to_phase=to_phase, reason=reason
+                )
+            )
+
+    def phase_events(self, project: str) -> list[dict[str, Any]]:
+        """Recorded phase moves, oldest first."""
+        with self.session() as s:
+            rows = s.scalars(
+                select(PhaseEventRow).where(PhaseEventRow.project == project).order_by(PhaseEventRow.id)
+            )
+            return [
+                {"at": r.at.isoformat(), "from": r.from_phase, "to": r.to_phase, "reason": r.reason}
+                for r in rows
+            ]
+
+    def run_summaries(self, project: str) -> list[dict[str, Any]]:
+        """Each run of ``project``, oldest first, with how many of its models were candidates."""
+        from sqlalchemy import func
+
+        with self.session() as s:
+            counts = dict(
+                s.execute(
+                    select(EvaluationRow.run_id, func.count())
+                    .where(EvaluationRow.role == "candidate")
+                    .group_by(EvaluationRow.run_id)
+                ).all()
+            )
+            rows = s.scalars(
+                select(RunRow).where(RunRow.project == project).order_by(RunRow.started_at, RunRow.id)
+            )
+            return [
+                {"id": r.id, "started_at": r.started_at.isoformat(), "candidates": int(counts.get(r.id, 0))}
+                for r in rows
+            ]
+
+    def latest_run(self, project: str) -> dict[str, Any] | None:
+        """The newest stored run of ``project`` (its full result), or ``None``."""
+        with self.session() as s:
+            row = s.scalars(
+                select(RunRow)
+                .where(RunRow.project == project)
+                .order_by(RunRow.started_at.desc(), RunRow.id.desc())
+            ).first()
+            return None if row is None else dict(json.loads(row.result_json))
 
     def count(self, table: type[Base]) -> int:
         """Rows in one of the store's tables (for checks and tests)."""

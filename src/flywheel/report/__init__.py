@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "render_report",
+    "template",
     "write_report",
 ]
 
@@ -47,6 +48,11 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 _ENV.filters["fmt"] = _fmt
+
+
+def template(name: str) -> Any:
+    """A template of the report package (autoescaped), by file name."""
+    return _ENV.get_template(name)
 
 
 def _chart(result: RunResult) -> dict[str, Any]:
@@ -144,7 +150,7 @@ def _ladder_chart(result: RunResult) -> dict[str, Any]:
 
 
 def _tick(v: float) -> str:
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
 
 
 def _spread(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
