@@ -233,3 +233,19 @@ def test_split_refuses_when_nothing_is_left_to_train(tmp_path: Path) -> None:
     ds = _ds(frame, tmp_path)
     with pytest.raises(DataError, match="need at least 2 train and 1 test row"):
         split_dataset(ds, SplitSpec(test=0.2, valid=0.1))
+
+
+def test_train_dev_is_held_out_from_train_and_keeps_groups_whole(tmp_path: Path) -> None:
+    frame = tabular_frame(400).assign(team=[f"g{i % 20}" for i in range(400)])
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    spec = DataSpec(source="d.csv", target="label", split={"group": "team", "train_dev": 0.25})
+    ds = load_dataset(spec, tmp_path)
+    split = split_dataset(ds, spec.split)
+    assert len(split.train_dev) and not set(split.train_dev) & set(split.train)
+    assert not set(split.train_dev) & (set(split.valid) | set(split.test))
+    teams = ds.frame["team"].to_numpy()
+    assert not set(teams[split.train_dev]) & set(teams[split.train])
+    assert split.sizes()["train_dev"] == len(split.train_dev)
+    plain = DataSpec(source="d.csv", target="label")
+    no_dev = split_dataset(ds, plain.split)
+    assert "train_dev" not in no_dev.sizes() and len(no_dev.train_dev) == 0

@@ -462,7 +462,9 @@ def split_dataset(ds: Dataset, spec: SplitSpec, *, where: str = PROJECT_FILE) ->
     train = np.flatnonzero(part == 2)
     train_dev = np.empty(0, dtype=np.int64)
     if spec.train_dev:
-        train, train_dev = _hold_out(ds, train, spec.train_dev, np.random.default_rng([spec.seed, 1]))
+        train, train_dev = _hold_out(
+            ds, train, spec.train_dev, np.random.default_rng([spec.seed, 1]), spec.group
+        )
     split = Split(
         train=train,
         valid=np.flatnonzero(part == 1),
@@ -477,9 +479,15 @@ def split_dataset(ds: Dataset, spec: SplitSpec, *, where: str = PROJECT_FILE) ->
 
 
 def _hold_out(
-    ds: Dataset, train: np.ndarray, share: float, rng: np.random.Generator
+    ds: Dataset, train: np.ndarray, share: float, rng: np.random.Generator, group: str | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Move ``share`` of the training rows (stratified by class) to train-dev, at random."""
+    """Move ``share`` of the training rows to train-dev, at random: whole groups when the split has a
+    group column (a group never straddles train and train-dev), else stratified by class."""
+    if group is not None:
+        codes, uniques = pd.factorize(ds.frame[group].to_numpy()[train], sort=True)
+        chosen = rng.permutation(len(uniques))[: max(1, round(share * len(uniques)))]
+        dev = np.sort(train[np.isin(codes, chosen)])
+        return np.setdiff1d(train, dev, assume_unique=True), dev
     if ds.task == "regression":
         groups = [train]
     else:

@@ -555,6 +555,30 @@ class WeakSegment:
     excess: float  # errors above what the rest's rate predicts (or excess loss)
     gain: float | None  # optimized metric if the slice erred at the rest's rate
     gain_if_perfect: float | None  # ... if every row in it were right
+    conditions: list[dict[str, Any]] = field(default_factory=list)  # what a row must satisfy to be in it
+
+    def contains(self, frame: pd.DataFrame) -> np.ndarray:
+        """Which rows of ``frame`` fall in the segment (for rows the diagnosis never saw)."""
+        inside = np.ones(len(frame), dtype=bool)
+        for c in self.conditions:
+            if c["column"] not in frame.columns:
+                return np.zeros(len(frame), dtype=bool)
+            col = frame[c["column"]]
+            if c.get("missing"):
+                inside &= col.isna().to_numpy()
+            elif "equals" in c:
+                value = c["equals"]
+                if isinstance(value, float):
+                    inside &= (pd.to_numeric(col, errors="coerce") == value).to_numpy()
+                else:
+                    inside &= (col.astype(str) == str(value)).to_numpy()
+            else:
+                v = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+                if c.get("low") is not None:
+                    inside &= v >= c["low"]
+                if c.get("high") is not None:
+                    inside &= v < c["high"]
+        return inside
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -586,6 +610,7 @@ class _Feature:
     name: str
     codes: np.ndarray  # bin per row, -1 where the row is in no bin
     labels: list[str]
+    conditions: list[dict[str, Any]]  # per bin: what a row must satisfy to fall in it (for new rows)
 
 
 def _bins(name: str, values: pd.Series, kind: str, n_bins: int) -> _Feature | None:
@@ -599,13 +624,22 @@ def _bins(name: str, values: pd.Series, kind: str, n_bins: int) -> _Feature | No
         if len(distinct) <= max(n_bins, 10):  # few values: each is a slice of its own
             codes = np.searchsorted(distinct, v)
             labels = [f"{name} = {d:g}" for d in distinct]
+            conditions = [{"column": name, "equals": float(d)} for d in distinct]
         else:
             edges = np.unique(np.quantile(v[~np.isnan(v)], np.linspace(0, 1, n_bins + 1)[1:-1]))
             codes = np.searchsorted(edges, v, side="right")
             bounds = [-math.inf, *edges.tolist(), math.inf]
             labels = []
+            conditions = []
             for i in range(len(bounds) - 1):
                 lo, hi = bounds[i], bounds[i + 1]
+                conditions.append(
+                    {
+                        "column": name,
+                        "low": None if lo == -math.inf else lo,
+                        "high": None if hi == math.inf else hi,
+                    }
+                )
                 if lo == -math.inf:
                     labels.append(f"{name} < {hi:g}")
                 elif hi == math.inf:
@@ -622,10 +656,12 @@ def _bins(name: str, values: pd.Series, kind: str, n_bins: int) -> _Feature | No
         lookup = {c: i for i, c in enumerate(top)}
         codes = np.array([lookup.get(t, -1) for t in text])
         labels = [f"{name} = {c}" for c in top]
+        conditions = [{"column": name, "equals": c} for c in top]
         codes = np.where(missing, len(labels), codes)
     if missing.any():
         labels = [*labels, f"{name} is missing"]
-    return _Feature(name, codes.astype(np.int64), labels)
+        conditions = [*conditions, {"column": name, "missing": True}]
+    return _Feature(name, codes.astype(np.int64), labels, conditions)
 
 
 def weak_segments(
@@ -680,10 +716,12 @@ def weak_segments(
         return [], searched
     cand_codes: list[np.ndarray] = []  # per slice family: code per row
     cand_labels: list[list[str]] = []
+    cand_conditions: list[list[list[dict[str, Any]]]] = []
     cand_parents: list[tuple[int, ...]] = []
     for i, f in enumerate(feats):
         cand_codes.append(f.codes)
         cand_labels.append(f.labels)
+        cand_conditions.append([[c] for c in f.conditions])
         cand_parents.append((i,))
     pairs = [(i, j) for i in range(len(feats)) for j in range(i + 1, len(feats))]
     if len(pairs) > max_pairs:
@@ -697,6 +735,7 @@ def weak_segments(
         codes = np.where((a.codes >= 0) & (b.codes >= 0), a.codes * kb + b.codes, -1)
         cand_codes.append(codes)
         cand_labels.append([f"{la} and {lb}" for la in a.labels for lb in b.labels])
+        cand_conditions.append([[ca, cb] for ca in a.conditions for cb in b.conditions])
         cand_parents.append((i, j))
     # Counts per slice: rows, loss sum, loss sum of squares.
     records = []
@@ -792,6 +831,7 @@ def weak_segments(
                 excess,
                 gain,
                 perfect,
+                cand_conditions[fam][code],
             )
         )
         kept_rows.append(rows)

@@ -198,6 +198,38 @@ def gate(
     return GateResult(status, name, ref_name, metric, reasons, comp, result.run_id, notes + result.notes)
 
 
+def _retrained_verdict(project: Project, name: str) -> GateResult | None:
+    """The judgement `flywheel retrain` made of NAME's newest version, if that version was retrained.
+
+    A retrained model was fitted on feedback labels too, so rerunning the project would not
+    reproduce it: it is judged on the frozen test split plus fresh traffic when it is made.
+    """
+    store = open_store(project.store_dir)
+    try:
+        latest = store.latest_model(project.project, name)
+    finally:
+        store.close()
+    if latest is None or not str(latest["run_id"]).startswith("retrain-"):
+        return None
+    judged = Path(latest["path"]).with_suffix(".judged.json")
+    if not judged.exists():
+        raise FlywheelError(
+            f"flywheel promote: {name} v{latest['version']} has no judgement; run `flywheel retrain` again"
+        )
+    import json
+
+    verdict = json.loads(judged.read_text(encoding="utf-8"))
+    return GateResult(
+        verdict["status"],
+        name,
+        "champion",
+        verdict["metric"],
+        [verdict["reason"]],
+        verdict["comparison"],
+        str(latest["run_id"]),
+    )
+
+
 def promote(
     name: str, path: str | os.PathLike[str] = ".", *, force: bool = False, executor: Executor | None = None
 ) -> tuple[GateResult | None, dict[str, Any]]:
@@ -209,7 +241,9 @@ def promote(
         When ``name`` has no saved artifact; a failed gate is returned, not raised.
     """
     project = load_project(path)
-    verdict = None if force else gate(project.path, candidate=name, executor=executor)
+    verdict = None if force else _retrained_verdict(project, name)
+    if verdict is None and not force:
+        verdict = gate(project.path, candidate=name, executor=executor)
     store = open_store(project.store_dir)
     try:
         if force and store.latest_model(project.project, name) is None:

@@ -9,6 +9,7 @@ written, so a bad input costs seconds and never changes what is stored.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Callable
@@ -240,7 +241,7 @@ def _evaluate_all(
     return evaluations
 
 
-def _register(db: Store, proj: Project, result: RunResult) -> None:
+def _register(db: Store, proj: Project, result: RunResult, dataset: Dataset) -> None:
     """Save each fitted candidate as a new version when it changed; the best candidate becomes challenger.
 
     An artifact identical to the latest version of its name (same bytes) is not saved again.
@@ -268,6 +269,10 @@ def _register(db: Store, proj: Project, result: RunResult) -> None:
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(ev.artifact)
             tmp.replace(path)  # atomic: a reader never sees half an artifact
+            from flywheel.serve import schema_of  # the service checks requests against it
+
+            sidecar = path.with_suffix(".schema.json")
+            sidecar.write_text(json.dumps(schema_of(dataset).to_dict(), default=str), encoding="utf-8")
             saved = db.register_model(
                 proj.project,
                 ev.name,
@@ -654,7 +659,7 @@ def run(
             result = replace(result, report_path=write_report(result, proj.store_dir / "reports"))
         if db is not None and save:
             db.save_run(result)
-            _register(db, proj, result)
+            _register(db, proj, result, plan_.dataset)
         return result
     finally:
         if own_store and db is not None:

@@ -1,0 +1,656 @@
+"""The prediction service: FastAPI on uvicorn, every prediction logged durably, reload on promotion.
+
+``POST /predict`` takes one row (a JSON object of feature values) or a batch (``{"rows":
+[...]}``), checks it against the training schema, predicts with the model an alias points at
+(``champion`` by default), logs each prediction through :mod:`flywheel.prediction_log` and
+answers only once the log holds it. ``POST /feedback`` joins a true label to a logged
+prediction. ``GET /health`` and ``GET /metrics`` (Prometheus text) tell operators how it goes;
+``/openapi.json`` documents it all.
+
+The model is held in one reference that a watcher thread replaces when the alias moves to
+another version: a request takes the reference once, so it is answered wholly by the old model
+or wholly by the new one, and no request fails because of a reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import pickle
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from flywheel.errors import FlywheelError, ModelError
+from flywheel.prediction_log import LOG_NAME, LogFull, PredictionLog, PredictionRecord
+from flywheel.project import Project
+
+__all__ = [
+    "LATENCY_BUCKETS",
+    "Schema",
+    "ServeOptions",
+    "Served",
+    "create_app",
+    "load_served",
+    "schema_of",
+    "serve",
+]
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The training schema: feature columns with their kinds, the task and the classes."""
+
+    features: dict[str, str]  # column -> numeric | categorical | text
+    task: str
+    classes: list[Any] | None
+    target: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "features": self.features,
+            "task": self.task,
+            "classes": None if self.classes is None else [_plain(c) for c in self.classes],
+            "target": self.target,
+        }
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def schema_of(ds: Any) -> Schema:
+    """The schema of a loaded :class:`~flywheel.data.Dataset`."""
+    kinds = {c: "numeric" for c in ds.columns.numeric}
+    kinds |= {c: "categorical" for c in ds.columns.categorical}
+    kinds |= {c: "text" for c in ds.columns.text}
+    features = {c: kinds[c] for c in ds.columns.features}
+    classes = None if ds.classes is None else [_plain(c) for c in ds.classes]
+    return Schema(features, ds.task, classes, ds.target)
+
+
+@dataclass(frozen=True)
+class Served:
+    """A loaded model and what it answers for."""
+
+    model: Any
+    name: str
+    version: int
+    alias: str
+    schema: Schema
+    model_id: int
+
+
+def load_served(project: Project, alias: str = "champion") -> Served:
+    """The model ``alias`` points at, loaded and checked; one-line errors when it cannot serve."""
+    from flywheel.store import DB_NAME, open_store
+
+    if not (project.store_dir / DB_NAME).exists():
+        raise ModelError(f"{project.project}: no store yet; run `flywheel run` and `flywheel promote` first")
+    store = open_store(project.store_dir, create=False)
+    try:
+        entry = store.get_alias(project.project, alias)
+    finally:
+        store.close()
+    if entry is None:
+        raise ModelError(
+            f"{project.project}: no model is {alias!r} yet; `flywheel promote NAME` makes one the champion"
+        )
+    return _load_entry(project, entry, alias)
+
+
+def _load_entry(project: Project, entry: dict[str, Any], alias: str) -> Served:
+    path = Path(entry["path"])
+    where = f"{entry['name']} v{entry['version']} ({path})"
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{alias} {where}: the artifact cannot be read: {exc.strerror or exc}") from None
+    try:
+        model = pickle.loads(blob)
+    except Exception as exc:
+        raise ModelError(f"{alias} {where}: the artifact is corrupt ({type(exc).__name__})") from None
+    if not hasattr(model, "predict"):
+        raise ModelError(f"{alias} {where}: the artifact is not a model (no predict)")
+    return Served(
+        model, entry["name"], int(entry["version"]), alias, _schema_for(project, path), int(entry["id"])
+    )
+
+
+def _schema_for(project: Project, artifact: Path) -> Schema:
+    sidecar = artifact.with_suffix(".schema.json")
+    if sidecar.exists():
+        raw = json.loads(sidecar.read_text(encoding="utf-8"))
+        return Schema(raw["features"], raw["task"], raw["classes"], raw["target"])
+    from flywheel.data import load_dataset  # an artifact saved before schemas were: read the data
+
+    return schema_of(load_dataset(project.data, project.root))
+
+
+@dataclass
+class ServeOptions:
+    """How the service runs (see ``flywheel serve --help``)."""
+
+    alias: str = "champion"
+    ack: Literal["durable", "fast"] = "durable"
+    max_batch: int = 1_000
+    queue_size: int = 10_000
+    log_batch: int = 1_000
+    retention_rows: int | None = None
+    retention_days: float | None = None
+    reload_s: float = 1.0
+    allow_new_classes: bool = False
+    log_path: Path | None = None
+
+
+@dataclass
+class _Metrics:
+    requests: dict[tuple[str, int], int] = field(default_factory=dict)
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    latency_sum: float = 0.0
+    latency_count: int = 0
+    predictions: int = 0
+    reloads: int = 0
+    reload_errors: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def observe(self, endpoint: str, status: int, seconds: float) -> None:
+        with self.lock:
+            key = (endpoint, status)
+            self.requests[key] = self.requests.get(key, 0) + 1
+            if endpoint == "/predict":
+                i = next((j for j, b in enumerate(LATENCY_BUCKETS) if seconds <= b), len(LATENCY_BUCKETS))
+                self.buckets[i] += 1
+                self.latency_sum += seconds
+                self.latency_count += 1
+
+
+class _State:
+    """The served model (one reference, swapped whole) and the watcher that follows the alias."""
+
+    def __init__(self, project: Project, served: Served, options: ServeOptions) -> None:
+        self.project = project
+        self.current = served
+        self.options = options
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="flywheel-reload", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        from flywheel.store import open_store
+
+        store = open_store(self.project.store_dir, create=False)
+        try:
+            while not self._stop.wait(self.options.reload_s):
+                try:
+                    entry = store.get_alias(self.project.project, self.options.alias)
+                    if entry is None or int(entry["id"]) == self.current.model_id:
+                        continue
+                    fresh = _load_entry(self.project, entry, self.options.alias)
+                    self.current = fresh  # one assignment: requests see the old model or the new one
+                    metrics.reloads += 1
+                    print(
+                        f"flywheel serve: {self.options.alias} is now {fresh.name} v{fresh.version}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                except Exception as exc:  # keep serving the model we have
+                    metrics.reload_errors += 1
+                    print(f"flywheel serve: reload failed, still serving: {exc}", file=sys.stderr, flush=True)
+        finally:
+            store.close()
+
+
+metrics = _Metrics()
+
+
+def _validator(schema: Schema) -> Callable[[Any, str], dict[str, Any]]:
+    """Checks one row against the schema; raises ValueError with the offending field and why."""
+    expected = schema.features
+
+    def check(row: Any, where: str) -> dict[str, Any]:
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: must be an object of feature values; got {type(row).__name__}")
+        missing = [c for c in expected if c not in row]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise ValueError(f"{where}.{missing[0]}: is required{more}")
+        extra = [c for c in row if c not in expected]
+        if extra:
+            raise ValueError(f"{where}.{extra[0]}: is not a feature of this model")
+        for col, kind in expected.items():
+            v = row[col]
+            if v is None:
+                continue
+            if kind == "numeric":
+                if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                    raise ValueError(f"{where}.{col}: must be a finite number; got {v!r}")
+            elif not isinstance(v, str):
+                raise ValueError(f"{where}.{col}: must be a string; got {v!r}")
+        return row
+
+    return check
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Any:
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
+
+
+def _acked(
+    loop: asyncio.AbstractEventLoop,
+) -> tuple[asyncio.Future[None], Callable[[BaseException | None], None]]:
+    fut: asyncio.Future[None] = loop.create_future()
+
+    def ack(error: BaseException | None) -> None:
+        def settle() -> None:
+            if fut.done():
+                return
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(error)
+
+        loop.call_soon_threadsafe(settle)
+
+    return fut, ack
+
+
+def create_app(project: Project, served: Served, options: ServeOptions | None = None) -> Any:
+    """The FastAPI application (the log and the reload watcher start with it and stop with it)."""
+    from contextlib import asynccontextmanager
+
+    opts = options or ServeOptions()
+    state = _State(project, served, opts)
+    log_path = opts.log_path or project.store_dir / LOG_NAME
+    holder: dict[str, PredictionLog] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        holder["log"] = PredictionLog(
+            log_path,
+            mode=opts.ack,
+            queue_size=opts.queue_size,
+            batch=opts.log_batch,
+            retention_rows=opts.retention_rows,
+            retention_days=opts.retention_days,
+        )
+        state.start()
+        try:
+            yield
+        finally:
+            state.stop()
+            holder["log"].close()
+
+    app = FastAPI(
+        title=f"flywheel · {project.project}",
+        description="Predictions from the promoted model, each logged durably; feedback joins true labels.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.flywheel = state
+
+    feature_schema = {
+        "type": "object",
+        "properties": {
+            c: ({"type": ["number", "null"]} if k == "numeric" else {"type": ["string", "null"]})
+            for c, k in served.schema.features.items()
+        },
+        "required": list(served.schema.features),
+        "additionalProperties": False,
+    }
+    predict_body = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            feature_schema,
+                            {
+                                "type": "object",
+                                "properties": {"rows": {"type": "array", "items": feature_schema}},
+                                "required": ["rows"],
+                            },
+                        ]
+                    }
+                }
+            },
+        }
+    }
+
+    async def _json(request: Request) -> Any:
+        body = await request.body()
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(
+                f"body: not valid JSON ({exc.__class__.__name__}: {str(exc).splitlines()[0]})"
+            ) from None
+
+    async def _durable(log: PredictionLog, records: list[Any], submit: Callable[..., None]) -> Any:
+        """Queue every record; wait for their commit in durable mode. A response, or None when done."""
+        loop = asyncio.get_running_loop()
+        futures = []
+        try:
+            for r in records:
+                if opts.ack == "durable":
+                    fut, ack = _acked(loop)
+                    submit(r, ack)
+                    futures.append(fut)
+                else:
+                    submit(r, None)
+        except LogFull as exc:
+            for f in futures:
+                f.cancel()
+            return _error(503, f"{exc}; retry shortly", {"Retry-After": "1"})
+        if futures:
+            try:
+                await asyncio.gather(*futures)
+            except Exception as exc:
+                return _error(
+                    503, f"the prediction log could not be written ({exc}); retry", {"Retry-After": "1"}
+                )
+        return None
+
+    @app.post(
+        "/predict",
+        openapi_extra=predict_body,
+        summary="Predict one row or a batch; every prediction is logged",
+    )
+    async def predict(request: Request) -> Any:
+        started = time.perf_counter()
+        current = state.current  # one model for the whole request, even if a reload lands meanwhile
+        status = 200
+        try:
+            try:
+                payload = await _json(request)
+            except ValueError as exc:
+                status = 422
+                return _error(422, str(exc))
+            feature_names = current.schema.features
+            batch = isinstance(payload, dict) and "rows" in payload and "rows" not in feature_names
+            rows = payload["rows"] if batch else [payload]
+            if batch and not isinstance(rows, list):
+                status = 422
+                return _error(422, f"rows: must be a list of rows; got {type(rows).__name__}")
+            if len(rows) > opts.max_batch:
+                status = 413
+                return _error(
+                    413, f"rows: {len(rows)} rows is more than the limit of {opts.max_batch} per request"
+                )
+            if not rows:
+                status = 422
+                return _error(422, "rows: must hold at least one row")
+            check = _validator(current.schema)
+            try:
+                clean = [check(r, f"rows[{i}]" if batch else "body") for i, r in enumerate(rows)]
+            except ValueError as exc:
+                status = 422
+                return _error(422, str(exc))
+            frame = pd.DataFrame(clean, columns=list(feature_names))
+            for col, kind in feature_names.items():
+                if kind == "numeric":
+                    frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
+                else:
+                    frame[col] = frame[col].astype(object)
+            labels, proba = await run_in_threadpool(_predict, current, frame)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            now = time.time()
+            out, records = [], []
+            for i, row in enumerate(clean):
+                pid = uuid.uuid4().hex
+                probs = (
+                    None
+                    if proba is None
+                    else {
+                        str(c): float(p) for c, p in zip(current.schema.classes or [], proba[i], strict=True)
+                    }
+                )
+                label = _plain(labels[i])
+                records.append(
+                    PredictionRecord(pid, now, current.name, current.version, row, label, probs, elapsed_ms)
+                )
+                out.append({"prediction_id": pid, "prediction": label, "probabilities": probs})
+            log = holder["log"]
+            refused = await _durable(log, records, log.submit)
+            if refused is not None:
+                status = refused.status_code
+                return refused
+            metrics.predictions += len(records)
+            body = {"model": current.name, "version": current.version, "predictions": out}
+            if not batch:
+                body = {"model": current.name, "version": current.version, **out[0]}
+            return body
+        finally:
+            metrics.observe("/predict", status, time.perf_counter() - started)
+
+    @app.post("/feedback", summary="The true label of a logged prediction, and who gave it")
+    async def feedback(request: Request) -> Any:
+        started = time.perf_counter()
+        status = 200
+        try:
+            try:
+                payload = await _json(request)
+            except ValueError as exc:
+                status = 422
+                return _error(422, str(exc))
+            problem = _check_feedback(payload)
+            if problem:
+                status = 422
+                return _error(422, problem)
+            log = holder["log"]
+            pid = payload["prediction_id"]
+            found = await run_in_threadpool(log.prediction, pid)
+            if found is None:
+                status = 404
+                return _error(404, f"prediction_id: no logged prediction {pid!r}")
+            schema = state.current.schema
+            label = payload["label"]
+            if schema.classes is not None:
+                known = {str(c) for c in schema.classes}
+                if str(label) not in known and not opts.allow_new_classes:
+                    status = 422
+                    shown = ", ".join(sorted(known)[:12])
+                    return _error(
+                        422,
+                        f"label: {label!r} is not a known class ({shown}); "
+                        "start the service with --allow-new-classes to accept it",
+                    )
+            elif isinstance(label, bool) or not isinstance(label, int | float):
+                status = 422
+                return _error(422, f"label: must be a number for a regression target; got {label!r}")
+            source = str(payload.get("by") or payload.get("source") or "anonymous")
+            refused = await _durable(
+                log, [(pid, str(label), source)], lambda r, done: log.add_feedback(r[0], r[1], r[2], ack=done)
+            )
+            if refused is not None:
+                status = refused.status_code
+                return refused
+            return {"ok": True, "prediction_id": pid, "label": label}
+        finally:
+            metrics.observe("/feedback", status, time.perf_counter() - started)
+
+    @app.get("/review/next", summary="The open review item with the highest priority")
+    async def review_next() -> Any:
+        from flywheel.loop import next_item
+
+        item = await run_in_threadpool(next_item, project)
+        if item is None:
+            return _error(404, "the review queue is empty; `flywheel mine` fills it")
+        return item.to_dict()
+
+    @app.post("/review/{item_id}", summary="Label a review item; the label becomes feedback")
+    async def review_label(item_id: str, request: Request) -> Any:
+        from flywheel.errors import DataError
+        from flywheel.loop import label_item
+
+        try:
+            payload = await _json(request)
+        except ValueError as exc:
+            return _error(422, str(exc))
+        if not isinstance(payload, dict) or "label" not in payload:
+            return _error(422, "label: is required")
+        extra = [k for k in payload if k not in ("label", "by")]
+        if extra:
+            return _error(422, f"{extra[0]}: is not a field of a review label (label, by)")
+        classes = None if opts.allow_new_classes else state.current.schema.classes
+        try:
+            item = await run_in_threadpool(
+                label_item, project, item_id, payload["label"], str(payload.get("by") or "anonymous"), classes
+            )
+        except DataError as exc:
+            status = 404 if str(exc).startswith("no review item") else 422
+            return _error(status, str(exc))
+        return item.to_dict()
+
+    @app.get("/health", summary="Whether the service is up, and which model it serves")
+    async def health() -> Any:
+        current = state.current
+        log = holder.get("log")
+        return {
+            "status": "ok",
+            "project": project.project,
+            "alias": opts.alias,
+            "model": current.name,
+            "version": current.version,
+            "ack": opts.ack,
+            "log_queue_depth": log.depth if log else 0,
+        }
+
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus text format")
+    async def prometheus() -> Any:
+        return _prometheus(holder.get("log"), state.current)
+
+    return app
+
+
+def _check_feedback(payload: Any) -> str | None:
+    if not isinstance(payload, dict):
+        return f"body: must be an object with prediction_id, label and by; got {type(payload).__name__}"
+    for name in ("prediction_id", "label"):
+        if name not in payload:
+            return f"{name}: is required"
+    extra = [k for k in payload if k not in ("prediction_id", "label", "by", "source")]
+    if extra:
+        return f"{extra[0]}: is not a field of feedback (prediction_id, label, by)"
+    if not isinstance(payload["prediction_id"], str):
+        return f"prediction_id: must be a string; got {payload['prediction_id']!r}"
+    if payload["label"] is None or isinstance(payload["label"], dict | list):
+        return f"label: must be a class label or a number; got {payload['label']!r}"
+    by = payload.get("by", payload.get("source"))
+    if by is not None and not isinstance(by, str):
+        return f"by: must be a string; got {by!r}"
+    return None
+
+
+def _predict(current: Served, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+    labels = np.asarray(current.model.predict(frame))
+    proba = None
+    if current.schema.classes is not None and hasattr(current.model, "predict_proba"):
+        raw = np.asarray(current.model.predict_proba(frame), dtype=float)
+        model_classes = [str(c) for c in getattr(current.model, "classes_", current.schema.classes)]
+        proba = np.zeros((len(frame), len(current.schema.classes)))
+        for j, c in enumerate(model_classes):
+            if c in [str(k) for k in current.schema.classes]:
+                proba[:, [str(k) for k in current.schema.classes].index(c)] = raw[:, j]
+    return labels, proba
+
+
+def _prometheus(log: PredictionLog | None, current: Served) -> str:
+    lines = [
+        "# HELP flywheel_requests_total Requests by endpoint and status.",
+        "# TYPE flywheel_requests_total counter",
+    ]
+    with metrics.lock:
+        for (endpoint, status), n in sorted(metrics.requests.items()):
+            lines.append(f'flywheel_requests_total{{endpoint="{endpoint}",status="{status}"}} {n}')
+        lines += [
+            "# HELP flywheel_predict_latency_seconds Time to answer /predict, durable logging included.",
+            "# TYPE flywheel_predict_latency_seconds histogram",
+        ]
+        cumulative = 0
+        for bound, n in zip(LATENCY_BUCKETS, metrics.buckets, strict=False):
+            cumulative += n
+            lines.append(f'flywheel_predict_latency_seconds_bucket{{le="{bound}"}} {cumulative}')
+        lines.append(f'flywheel_predict_latency_seconds_bucket{{le="+Inf"}} {metrics.latency_count}')
+        lines.append(f"flywheel_predict_latency_seconds_sum {metrics.latency_sum}")
+        lines.append(f"flywheel_predict_latency_seconds_count {metrics.latency_count}")
+    lines += [
+        "# HELP flywheel_log_queue_depth Records waiting for the log writer.",
+        "# TYPE flywheel_log_queue_depth gauge",
+        f"flywheel_log_queue_depth {log.depth if log else 0}",
+        "# HELP flywheel_predictions_logged_total Predictions written to the log.",
+        "# TYPE flywheel_predictions_logged_total counter",
+        f"flywheel_predictions_logged_total {log.logged if log else 0}",
+        "# HELP flywheel_predictions_dropped_total Records lost by the log (must stay 0).",
+        "# TYPE flywheel_predictions_dropped_total counter",
+        f"flywheel_predictions_dropped_total {log.dropped if log else 0}",
+        "# HELP flywheel_feedback_logged_total Feedback labels written to the log.",
+        "# TYPE flywheel_feedback_logged_total counter",
+        f"flywheel_feedback_logged_total {log.feedback if log else 0}",
+        "# HELP flywheel_model_reloads_total Times the served model changed.",
+        "# TYPE flywheel_model_reloads_total counter",
+        f"flywheel_model_reloads_total {metrics.reloads}",
+        "# HELP flywheel_model_version Version of the model being served.",
+        "# TYPE flywheel_model_version gauge",
+        f'flywheel_model_version{{model="{current.name}"}} {current.version}',
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def serve(
+    project: Project, *, host: str = "127.0.0.1", port: int = 8000, options: ServeOptions | None = None
+) -> None:
+    """Load the model, bind, print where it listens, and serve until interrupted.
+
+    Raises
+    ------
+    FlywheelError
+        When no model can be served or the address cannot be bound (before anything listens).
+    """
+    import socket
+
+    import uvicorn
+
+    opts = options or ServeOptions()
+    served = load_served(project, opts.alias)
+    app = create_app(project, served, opts)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise FlywheelError(
+            f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})"
+        ) from None
+    sock.listen(2048)
+    bound = sock.getsockname()[1]
+    print(
+        f"flywheel serve: {served.alias} = {served.name} v{served.version} on http://{host}:{bound} "
+        f"(ack: {opts.ack})",
+        flush=True,
+    )
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+    uvicorn.Server(config).run(sockets=[sock])
