@@ -144,11 +144,18 @@ class PredictionLog:
         self.dropped = 0  # records lost: only a write error can raise it, and it is reported
         self.commits = 0
         self._conn = connect(path)
+        # Checkpoints (copying the WAL into the database, with an fsync of the database file) would
+        # stall the commit that triggers them; a thread of their own runs them instead.
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
         self._reader = connect(path)
         self._reader_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="flywheel-log-writer", daemon=True)
         self._stopped = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoints, name="flywheel-log-checkpoint", daemon=True
+        )
         self._thread.start()
+        self._checkpointer.start()
 
     # --- the writer -----------------------------------------------------------------------------
 
@@ -202,6 +209,17 @@ class PredictionLog:
                 since_retention = 0
             if stop:
                 return
+
+    def _checkpoints(self, every_s: float = 1.0) -> None:
+        conn = connect(self.path)
+        try:
+            while not self._stopped.wait(every_s):
+                with contextlib.suppress(sqlite3.Error):  # busy: the next round catches up
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.close()
 
     def _write(self, items: list[tuple[Any, Ack | None]]) -> None:
         predictions = [r.row() for r, _ in items if isinstance(r, PredictionRecord)]
@@ -260,6 +278,7 @@ class PredictionLog:
         self._stopped.set()
         self._queue.put(None)
         self._thread.join(timeout)
+        self._checkpointer.join(timeout)
         self._apply_retention()
         self._conn.close()
         self._reader.close()
