@@ -353,6 +353,11 @@ def test_the_whole_loop_on_digits(tmp_path: Path) -> None:
             version = httpx.post(s.url + "/predict", json=rows[0]).json()["version"]
             time.sleep(0.1)
         assert version == 2
+        # The report of the next run shows the loop: labels gained and the retrain's judgement.
+        report = run(path, save=True).report_path
+        assert report is not None
+        html = report.read_text(encoding="utf-8")
+        assert 'id="labels-over-time"' in html and 'id="retrains"' in html and "logreg v2" in html
         # Open items nominated by v1 expire now that v2 is champion.
         assert (
             subprocess.run(

@@ -25,6 +25,7 @@ import math
 import pickle
 import time
 import uuid
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,6 +50,7 @@ __all__ = [
     "mine",
     "next_item",
     "retrain",
+    "summary",
 ]
 
 _QUEUE_SCHEMA = """
@@ -236,8 +238,7 @@ def mine(
     quota_share: float | None = None,
 ) -> list[QueueItem]:
     """Nominate up to ``budget`` rows for review and add them to the queue; returns the new items."""
-    from flywheel.serve import _predict, load_served
-    from flywheel.store import open_store
+    from flywheel.serve import load_served
 
     if budget < 1:
         raise DataError(f"--budget must be at least 1; got {budget}")
@@ -264,9 +265,51 @@ def mine(
         extra = _read_pool(pool, features)
         rows += extra[features].to_dict(orient="records")
         keys += [None] * len(extra)
-    if not rows:
-        return []
-    frame = pd.DataFrame(rows, columns=features)
+    now = time.time()
+    items = _nominate(project, champion, challenger, rows, keys, budget, quota_share, now) if rows else []
+    items += _label_errors(project, champion, budget - len(items), now)
+    conn = _queue_conn(project)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            "INSERT INTO review_queue(id, prediction_id, input, prediction, reasons, score, model, version, "
+            "created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    it.id,
+                    it.prediction_id,
+                    json.dumps(it.input, default=str),
+                    json.dumps(it.prediction, default=str),
+                    json.dumps(it.reasons),
+                    it.score,
+                    it.model,
+                    it.version,
+                    it.created_at,
+                )
+                for it in items
+            ],
+        )
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return items
+
+
+def _nominate(
+    project: Project,
+    champion: Any,
+    challenger: Any,
+    rows: list[dict[str, Any]],
+    keys: list[str | None],
+    budget: int,
+    quota_share: float | None,
+    now: float,
+) -> list[QueueItem]:
+    """Score unlabelled rows with the champion (and challenger); the hardest, deduplicated, by quota."""
+    from flywheel.serve import _predict
+    from flywheel.store import open_store
+
+    frame = pd.DataFrame(rows, columns=list(champion.schema.features))
     for col, kind in champion.schema.features.items():
         frame[col] = (
             pd.to_numeric(frame[col], errors="coerce") if kind == "numeric" else frame[col].astype(object)
@@ -315,7 +358,6 @@ def mine(
         for j in np.flatnonzero(inside):
             reasons[int(j)].append(f"weak-segment ({seg['description']})")
     chosen = _select(frame, labels, score, reasons, budget, quota_share, champion.schema)
-    now = time.time()
     items = [
         QueueItem(
             uuid.uuid4().hex[:16],
@@ -330,31 +372,6 @@ def mine(
         )
         for i in chosen
     ]
-    items += _label_errors(project, champion, budget - len(items), now)
-    conn = _queue_conn(project)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(
-            "INSERT INTO review_queue(id, prediction_id, input, prediction, reasons, score, model, version, "
-            "created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-            [
-                (
-                    it.id,
-                    it.prediction_id,
-                    json.dumps(it.input, default=str),
-                    json.dumps(it.prediction, default=str),
-                    json.dumps(it.reasons),
-                    it.score,
-                    it.model,
-                    it.version,
-                    it.created_at,
-                )
-                for it in items
-            ],
-        )
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
     return items
 
 
@@ -441,9 +458,11 @@ def _label_errors(project: Project, champion: Any, room: int, now: float) -> lis
     sub = sub / np.clip(sub.sum(axis=1, keepdims=True), 1e-12, None)
     remap = {c: j for j, c in enumerate(present)}
     try:
-        flagged = find_label_issues(
-            np.array([remap[g] for g in given]), sub, return_indices_ranked_by="self_confidence", n_jobs=1
-        )
+        with warnings.catch_warnings():  # cleanlab warns about small classes; the result stands
+            warnings.simplefilter("ignore")
+            flagged = find_label_issues(
+                np.array([remap[g] for g in given]), sub, return_indices_ranked_by="self_confidence", n_jobs=1
+            )
     except Exception:  # too few rows per class for confident learning: nothing to flag
         return []
     out = []
@@ -697,3 +716,59 @@ def retrain(project: Project) -> Retrained:
     finally:
         store.close()
     return Retrained(champion.name, version, len(X), len(added), len(judge_y), len(fresh), verdict, notes)
+
+
+# --- the report's flywheel section ----------------------------------------------------------------
+
+
+def summary(project: Project) -> dict[str, Any] | None:
+    """Labels gained over time (by day and origin), the queue, and the metric across retrains.
+
+    ``None`` when the project has never served a prediction.
+    """
+    log = _log_path(project)
+    if not log.exists():
+        return None
+    conn = _queue_conn(project)
+    try:
+        predictions = int(conn.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
+        days = conn.execute(
+            "SELECT date(at, 'unixepoch') AS day, origin, COUNT(*) FROM feedback "
+            "GROUP BY day, origin ORDER BY day"
+        ).fetchall()
+        queue = dict(conn.execute("SELECT status, COUNT(*) FROM review_queue GROUP BY status").fetchall())
+    finally:
+        conn.close()
+    timeline: list[dict[str, Any]] = []
+    total = 0
+    for day, origin, n in days:
+        total += n
+        timeline.append({"day": day, "origin": origin, "labels": n, "cumulative": total})
+    retrains = []
+    folder = project.store_dir / "models"
+    for judged in sorted(
+        folder.glob("*/v*.judged.json"), key=lambda p: (p.parent.name, int(p.stem.split(".")[0][1:]))
+    ):
+        verdict = json.loads(judged.read_text(encoding="utf-8"))
+        comp = verdict["comparison"]
+        retrains.append(
+            {
+                "model": judged.parent.name,
+                "version": int(judged.stem.split(".")[0][1:]),
+                "metric": verdict["metric"],
+                "challenger": comp.get("a"),
+                "champion": comp.get("b"),
+                "improvement": comp.get("improvement"),
+                "low": comp.get("low"),
+                "high": comp.get("high"),
+                "rows": comp.get("n"),
+                "status": verdict["status"],
+            }
+        )
+    return {
+        "predictions": predictions,
+        "labels": total,
+        "timeline": timeline,
+        "queue": queue,
+        "retrains": retrains,
+    }

@@ -107,6 +107,7 @@ class RunResult:
     forecast: Forecast | None = None
     assessment: Assessment | None = None
     phase: PhaseState | None = None
+    flywheel: dict[str, Any] | None = None  # the served loop: labels over time, retrains
     report_path: Path | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -138,6 +139,7 @@ class RunResult:
             "forecast": self.forecast.to_dict() if self.forecast else None,
             "assessment": self.assessment.to_dict() if self.assessment else None,
             "phase": self.phase.to_dict() if self.phase else None,
+            "flywheel": self.flywheel,
             "report_path": str(self.report_path) if self.report_path else None,
             "notes": self.notes,
         }
@@ -521,7 +523,9 @@ def _scope(proj: Project, db: Store | None, result: RunResult, frame: Any) -> Ru
     runs.append({"id": result.run_id, "started_at": result.started_at.isoformat(), "candidates": candidates})
     state = infer_phase(data_loads=True, runs=runs, champion=champion, events=events)
     assessment = assess(proj, result.to_dict(), frame=frame.head(2000), artifacts=artifacts)
-    return replace(result, assessment=assessment, phase=state)
+    from flywheel.loop import summary
+
+    return replace(result, assessment=assessment, phase=state, flywheel=summary(proj))
 
 
 def run(

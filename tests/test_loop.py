@@ -1,0 +1,169 @@
+"""The prediction log (bounded queue, retention) and the loop: mining, the queue, import/export."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_iris
+
+from flywheel.errors import DataError
+from flywheel.gate import promote
+from flywheel.loop import _select, expire_items, export_queue, import_labels, list_queue, mine
+from flywheel.pipeline import run
+from flywheel.prediction_log import LOG_NAME, LogFull, PredictionLog, PredictionRecord, read_feedback
+from flywheel.project import load_project
+from flywheel.serve import Schema
+from flywheel.store import open_store
+from helpers import write_project
+
+
+def _record(i: int, row: dict | None = None) -> PredictionRecord:
+    return PredictionRecord(f"p{i:06d}", time.time(), "m", 1, row or {"x": float(i)}, "a", {"a": 1.0}, 1.0)
+
+
+def test_a_full_queue_refuses_instead_of_dropping(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path / "p.db", queue_size=2, batch=1)
+    blocker = sqlite3.connect(tmp_path / "p.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # the writer cannot commit until this ends
+    acked: list[BaseException | None] = []
+    try:
+        log.submit(_record(0), acked.append)
+        time.sleep(0.2)  # the writer takes it and waits on the lock
+        log.submit(_record(1), acked.append)
+        log.submit(_record(2), acked.append)
+        with pytest.raises(LogFull, match="queue is full"):
+            log.submit(_record(3), acked.append)
+        assert log.depth == 2
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    log.close()
+    assert acked == [None, None, None] and log.logged == 3 and log.dropped == 0
+
+
+def test_retention_keeps_the_newest_rows(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path / "p.db", retention_rows=100)
+    done = threading.Event()
+    for i in range(6000):
+        log.submit(_record(i), (lambda e: done.set()) if i == 5999 else None)
+    assert done.wait(30)
+    log.close()
+    conn = sqlite3.connect(tmp_path / "p.db")
+    ids = [r[0] for r in conn.execute("SELECT id FROM predictions ORDER BY rowid")]
+    conn.close()
+    assert len(ids) == 100 and ids[-1] == "p005999" and ids[0] == "p005900"
+
+
+def test_selection_folds_duplicates_and_keeps_classes_diverse() -> None:
+    frame = pd.DataFrame({"x": [1.0, 1.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "y": [0.0] * 8})
+    labels = np.array(["a", "a", "a", "a", "a", "a", "b", "c"])
+    score = np.array([9, 8.9, 8.8, 7, 6, 5, 1, 0.5])
+    reasons = [["low-margin"]] * 8
+    schema = Schema({"x": "numeric", "y": "numeric"}, "multiclass", ["a", "b", "c"], "t")
+    chosen = _select(frame, labels, score, reasons, 3, None, schema)
+    assert chosen == [0, 6, 7]  # one "a" (its twins are duplicates), then the quota lets b and c in
+    assert _select(frame, labels, score, [[]] * 8, 3, None, schema) == []  # nothing hard: nothing mined
+
+
+IRIS = """\
+project: iris-loop
+data: {source: builtin:iris, target: species, split: {test: 0.3, valid: 0.2, seed: 2}}
+objective: {optimize: accuracy}
+diagnosis: {forecast: false}
+models:
+  - {name: logreg, estimator: sklearn.linear_model.LogisticRegression, params: {max_iter: 500}}
+  - {name: tree, estimator: sklearn.tree.DecisionTreeClassifier, params: {max_depth: 2, random_state: 0}}
+"""
+
+
+@pytest.fixture
+def iris(tmp_path: Path) -> Path:
+    path = write_project(tmp_path / "iris", IRIS)
+    run(path, report=False)
+    promote("logreg", path, force=True)
+    return path
+
+
+def _log_rows(path: Path, frame: pd.DataFrame, labels: list[str] | None = None) -> list[str]:
+    log = PredictionLog(path.parent / ".flywheel" / LOG_NAME)
+    ids = []
+    for i, row in enumerate(frame.to_dict(orient="records")):
+        rec = PredictionRecord(f"q{i:04d}", time.time(), "logreg", 1, row, "setosa", None, 1.0)
+        log.submit(rec)
+        ids.append(rec.id)
+        if labels is not None:
+            log.add_feedback(rec.id, labels[i], "ops")
+    log.close()
+    return ids
+
+
+def test_mine_export_import_and_expire(iris: Path, tmp_path: Path) -> None:
+    data = load_iris(as_frame=True)
+    frame = data.frame.drop(columns=["target"])
+    # Rows between the classes: mixtures of a versicolor and a virginica row are hard for the model.
+    mixed = (frame.iloc[50:100].to_numpy() + frame.iloc[100:150].to_numpy()) / 2
+    rows = pd.DataFrame(mixed, columns=frame.columns)
+    _log_rows(iris, rows)
+    project = load_project(iris)
+    items = mine(project, 10)
+    assert 0 < len(items) <= 10
+    assert all(i.reasons and i.model == "logreg" and i.version == 1 for i in items)
+    assert {r.split(" ")[0] for i in items for r in i.reasons} <= {
+        "low-margin",
+        "high-entropy",
+        "disagreement",
+        "weak-class",
+        "weak-segment",
+        "label-error",
+    }
+    assert len({tuple(i.input.values()) for i in items}) == len(items)  # no duplicates
+    assert mine(project, 10) == [] or all(
+        i.prediction_id not in {x.prediction_id for x in items} for i in mine(project, 10)
+    )
+    out = tmp_path / "queue.csv"
+    assert export_queue(project, out) == len(list_queue(project))
+    sheet = pd.read_csv(out)
+    assert {"item_id", "label", "reasons", "model_prediction", "sepal length (cm)"} <= set(sheet.columns)
+    sheet["label"] = ["virginica"] * len(sheet)
+    sheet.loc[0, "label"] = "tulip"  # not a class: reported, the rest still taken
+    sheet.loc[1, "label"] = None  # not labelled yet: skipped
+    sheet.to_csv(out, index=False)
+    taken, problems = import_labels(project, out, ["setosa", "versicolor", "virginica"])
+    assert taken == len(sheet) - 2 and len(problems) == 1 and "tulip" in problems[0]
+    review = [f for f in read_feedback(iris.parent / ".flywheel" / LOG_NAME) if f["origin"] == "review"]
+    assert len(review) == taken
+    with pytest.raises(DataError, match="lacks column 'label'"):
+        pd.DataFrame({"item_id": ["x"]}).to_csv(tmp_path / "bad.csv", index=False)
+        import_labels(project, tmp_path / "bad.csv", None)
+    with pytest.raises(DataError, match=r"\.csv or \.jsonl"):
+        export_queue(project, tmp_path / "queue.xlsx")
+    # The champion moves: open items it nominated expire.
+    store = open_store(project.store_dir)
+    try:
+        tree = store.latest_model(project.project, "tree")
+        assert tree is not None
+        store.set_alias(project.project, "champion", tree["id"], datetime.now(UTC), forced=True)
+    finally:
+        store.close()
+    assert expire_items(project, ("tree", tree["version"])) == len(list_queue(project, "expired"))
+    assert list_queue(project) == []
+
+
+def test_feedback_that_looks_wrong_is_sent_back_for_review(iris: Path) -> None:
+    data = load_iris(as_frame=True)
+    frame = data.frame.drop(columns=["target"])
+    truth = [data.target_names[t] for t in data.target]
+    labels = list(truth)
+    for i in (0, 1, 2, 3, 60, 61):  # confident rows given the wrong label
+        labels[i] = "virginica"
+    _log_rows(iris, frame, labels)
+    items = mine(load_project(iris), 20)
+    flagged = {i.prediction_id for i in items if i.reasons[0].startswith("label-error")}
+    assert {"q0000", "q0001", "q0002", "q0003"} & flagged
