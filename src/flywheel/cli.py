@@ -782,20 +782,6 @@ def _print_assessment(a: Any, phase: Any | None = None) -> None:
         out.print(f"[bold]phase[/] {phase.phase} — {escape(phase.reason)}", soft_wrap=True)
 
 
-def _load_assessment(path: Path) -> tuple[Any, Any, Any, dict[str, Any] | None]:
-    from flywheel.data import load_dataset
-    from flywheel.lifecycle import gather
-    from flywheel.project import load_project
-    from flywheel.scoping import assess as assess_project
-
-    project = load_project(path)
-    run, artifacts, state = gather(project)
-    frame = (
-        load_dataset(project.data, project.root).frame.head(2000) if artifacts.get("data_checked") else None
-    )
-    return project, assess_project(project, run, frame=frame, artifacts=artifacts), state, run
-
-
 @app.command()
 def assess(path: PathArg = Path("."), as_json: JsonOpt = False) -> None:
     """Feasibility, impact, archetype questions, the checklist and readiness, from the latest run.
@@ -804,7 +790,9 @@ def assess(path: PathArg = Path("."), as_json: JsonOpt = False) -> None:
     first for the measured evidence.
     """
     with _user_errors():
-        _, assessment, state, run = _load_assessment(path)
+        from flywheel.portfolio import assess_path
+
+        _, assessment, state, run = assess_path(path)
         if as_json:
             payload = {**assessment.to_dict(), "phase": state.to_dict()}
             sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
@@ -829,7 +817,7 @@ def phase_show(path: PathArg = Path("."), as_json: JsonOpt = False) -> None:
     from flywheel.project import load_project
 
     with _user_errors():
-        _, _, state = gather(load_project(path))
+        state = gather(load_project(path)).phase
         if as_json:
             sys.stdout.write(json.dumps(state.to_dict(), indent=2, default=str) + "\n")
             return
@@ -855,7 +843,7 @@ def phase_back(
 
     with _user_errors():
         project = load_project(path)
-        _, _, state = gather(project)
+        state = gather(project).phase
         target = validate_move(state.phase, to, reason)
         store = open_store(project.store_dir)
         try:

@@ -28,6 +28,8 @@ from flywheel.systems import measure_latency, peak_memory_mb, serialized_size_mb
 __all__ = [
     "Evaluation",
     "SPLITS",
+    "align_proba",
+    "class_scores",
     "compare_evaluations",
     "evaluate",
     "predict_rows",
@@ -114,19 +116,29 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _aligned_proba(model: Any, rows: pd.DataFrame, classes: tuple[Any, ...]) -> np.ndarray | None:
+def align_proba(raw: np.ndarray, model_classes: Sequence[Any], classes: Sequence[Any]) -> np.ndarray:
+    """A model's class scores (columns in ``model_classes`` order) as columns in ``classes`` order.
+
+    Classes match by their text, so labels read back from JSON (``"7"``) meet the model's (``7``);
+    a class the model never saw scores 0.
+    """
+    position = {str(c): i for i, c in enumerate(classes)}
+    out = np.zeros((raw.shape[0], len(classes)))
+    for j, c in enumerate(model_classes):
+        if str(c) in position:
+            out[:, position[str(c)]] = raw[:, j]
+    return out
+
+
+def class_scores(model: Any, rows: pd.DataFrame, classes: Sequence[Any]) -> np.ndarray | None:
+    """``predict_proba`` aligned to ``classes``, or ``None`` when the model gives no scores."""
     if not hasattr(model, "predict_proba"):
         return None
     try:
         raw = np.asarray(model.predict_proba(rows), dtype=float)
     except (AttributeError, NotImplementedError):
         return None
-    model_classes = list(getattr(model, "classes_", classes))
-    out = np.zeros((len(rows), len(classes)))
-    for j, c in enumerate(model_classes):
-        if c in classes:
-            out[:, classes.index(c)] = raw[:, j]
-    return out
+    return align_proba(raw, list(getattr(model, "classes_", classes)), classes)
 
 
 def _as_labels(values: Any, ds: Dataset, n: int, who: str) -> np.ndarray:
@@ -148,7 +160,7 @@ def predict_rows(model: Any, ds: Dataset, rows: np.ndarray) -> tuple[np.ndarray,
     """A fitted model's labels (or values) and aligned class scores on some of the data's rows."""
     features = ds.X.iloc[rows]
     pred = _as_labels(model.predict(features), ds, len(rows), "the model")
-    proba = _aligned_proba(model, features, ds.classes) if ds.classes is not None else None
+    proba = class_scores(model, features, ds.classes) if ds.classes is not None else None
     return pred, proba
 
 
@@ -195,7 +207,7 @@ def _predict_all(
             if cand.rule is not None
             else _as_labels(model.predict(rows), ds, len(idx), cand.name)
         )
-        proba = _aligned_proba(model, rows, ds.classes) if ds.classes is not None else None
+        proba = class_scores(model, rows, ds.classes) if ds.classes is not None else None
         out[name] = (pred, proba)
     sample = features.iloc[split.valid if len(split.valid) else split.test]
     measured = measure_latency(model, sample)

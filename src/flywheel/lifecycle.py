@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import pandas as pd
+
 from flywheel.errors import FlywheelError, ProjectError
 from flywheel.project import Project
 
 __all__ = [
+    "Gathered",
     "PHASES",
     "Phase",
     "PhaseState",
@@ -141,22 +144,30 @@ def validate_move(current: Phase, to: str, reason: str) -> Phase:
     return to
 
 
-def gather(project: Project) -> tuple[dict[str, Any] | None, dict[str, Any], PhaseState]:
-    """What the project's store holds: its latest run, the artifacts readiness reads, and the phase.
+@dataclass(frozen=True)
+class Gathered:
+    """What exists for a project: its latest run, the artifacts readiness reads, the phase, and the
+    first rows of its data (for the personal-data scan; ``None`` when the data does not load)."""
 
-    A project with no store yet has no run and no artifacts (nothing is created here).
-    """
+    run: dict[str, Any] | None
+    artifacts: dict[str, Any]
+    phase: PhaseState
+    sample: pd.DataFrame | None
+
+
+def gather(project: Project) -> Gathered:
+    """Read the project's data and store (nothing is created: a project with no store has no run)."""
     from flywheel.data import load_dataset
     from flywheel.store import DB_NAME, open_store
 
     try:
-        load_dataset(project.data, project.root)
-        data_loads = True
+        sample: pd.DataFrame | None = load_dataset(project.data, project.root).frame.head(2000)
     except FlywheelError:
-        data_loads = False
+        sample = None
+    data_loads = sample is not None
     artifacts: dict[str, Any] = {"data_checked": data_loads}
     if not (project.store_dir / DB_NAME).exists():
-        return None, artifacts, infer_phase(data_loads=data_loads)
+        return Gathered(None, artifacts, infer_phase(data_loads=data_loads), sample)
     store = open_store(project.store_dir, create=False)
     try:
         run = store.latest_run(project.project)
@@ -168,4 +179,4 @@ def gather(project: Project) -> tuple[dict[str, Any] | None, dict[str, Any], Pha
         store.close()
     artifacts.update(models=bool(models), champion=champion is not None)
     state = infer_phase(data_loads=data_loads, runs=runs, champion=champion, events=events)
-    return run, artifacts, state
+    return Gathered(run, artifacts, state, sample)

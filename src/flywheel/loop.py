@@ -601,10 +601,11 @@ def _labelled_rows(project: Project, features: list[str]) -> tuple[pd.DataFrame,
 
 def retrain(project: Project) -> Retrained:
     """Fit the champion's family on train + accepted labels, register it as challenger, and judge it."""
+    from flywheel.evaluate import class_scores
     from flywheel.metrics import compare
     from flywheel.objective import make_objective
     from flywheel.pipeline import plan
-    from flywheel.serve import load_served, schema_of
+    from flywheel.serve import load_served, save_artifact
     from flywheel.store import open_store
 
     champion = load_served(project, "champion")
@@ -658,9 +659,8 @@ def retrain(project: Project) -> Retrained:
 
     def outputs(m: Any) -> np.ndarray:
         if get_metric(metric).needs == "scores":
-            from flywheel.serve import Served, _predict
-
-            _, proba = _predict(Served(m, "", 0, "", schema_of(ds), 0), judge_X)
+            assert ds.classes is not None
+            proba = class_scores(m, judge_X, ds.classes)
             if proba is None:
                 raise FlywheelError(f"{metric} needs class scores and the model gives none")
             return proba
@@ -690,13 +690,7 @@ def retrain(project: Project) -> Retrained:
     try:
         version = store.next_model_version(project.project, champion.name)
         path = project.store_dir / "models" / champion.name / f"v{version}.pkl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
-        tmp.replace(path)
-        path.with_suffix(".schema.json").write_text(
-            json.dumps(schema_of(ds).to_dict(), default=str), encoding="utf-8"
-        )
+        save_artifact(path, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), ds)
         path.with_suffix(".judged.json").write_text(json.dumps(verdict, default=str), encoding="utf-8")
         run_id = f"retrain-{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
         saved = store.register_model(

@@ -9,7 +9,6 @@ written, so a bad input costs seconds and never changes what is stored.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from collections.abc import Callable
@@ -267,14 +266,9 @@ def _register(db: Store, proj: Project, result: RunResult, dataset: Dataset) -> 
         else:
             version = db.next_model_version(proj.project, ev.name)
             path = folder / ev.name / f"v{version}.pkl"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(ev.artifact)
-            tmp.replace(path)  # atomic: a reader never sees half an artifact
-            from flywheel.serve import schema_of  # the service checks requests against it
+            from flywheel.serve import save_artifact
 
-            sidecar = path.with_suffix(".schema.json")
-            sidecar.write_text(json.dumps(schema_of(dataset).to_dict(), default=str), encoding="utf-8")
+            save_artifact(path, ev.artifact, dataset)
             saved = db.register_model(
                 proj.project,
                 ev.name,

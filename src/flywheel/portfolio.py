@@ -21,6 +21,7 @@ from flywheel.scoping import Assessment, assess
 
 __all__ = [
     "Entry",
+    "assess_path",
     "portfolio",
     "quadrant",
     "write_chart_html",
@@ -71,17 +72,19 @@ def quadrant(a: Assessment) -> str:
     }[(high_impact, feasible)]
 
 
-def _entry(path: str | os.PathLike[str]) -> Entry:
+def assess_path(
+    path: str | os.PathLike[str],
+) -> tuple[Project, Assessment, PhaseState, dict[str, Any] | None]:
+    """A project's assessment from its file and store: (project, assessment, phase, latest run)."""
     project: Project = load_project(path)
-    run, artifacts, state = gather(project)
-    frame = None
-    try:
-        from flywheel.data import load_dataset
+    found = gather(project)
+    assessment = assess(project, found.run, frame=found.sample, artifacts=found.artifacts)
+    return project, assessment, found.phase, found.run
 
-        frame = load_dataset(project.data, project.root).frame.head(2000)
-    except Exception:  # an unreadable data file leaves the scan out; gather said the data does not load
-        frame = None
-    return Entry(project.path, assess(project, run, frame=frame, artifacts=artifacts), state)
+
+def _entry(path: str | os.PathLike[str]) -> Entry:
+    project, assessment, phase, _ = assess_path(path)
+    return Entry(project.path, assessment, phase)
 
 
 def portfolio(paths: list[str | os.PathLike[str]]) -> list[Entry]:

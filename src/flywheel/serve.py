@@ -15,6 +15,7 @@ or wholly by the new one, and no request fails because of a reload.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import pickle
@@ -34,6 +35,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from flywheel.errors import FlywheelError, ModelError
+from flywheel.evaluate import align_proba
 from flywheel.prediction_log import LOG_NAME, LogFull, PredictionLog, PredictionRecord
 from flywheel.project import Project
 
@@ -44,6 +46,7 @@ __all__ = [
     "Served",
     "create_app",
     "load_served",
+    "save_artifact",
     "schema_of",
     "serve",
 ]
@@ -132,6 +135,18 @@ def _load_entry(project: Project, entry: dict[str, Any], alias: str) -> Served:
     )
 
 
+def save_artifact(path: Path, blob: bytes, ds: Any) -> None:
+    """Write a model artifact atomically (a reader never sees half of one) with its schema beside it:
+    the schema :func:`load_served` checks requests against, without reading the training data."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(path)
+    path.with_suffix(".schema.json").write_text(
+        json.dumps(schema_of(ds).to_dict(), default=str), encoding="utf-8"
+    )
+
+
 def _schema_for(project: Project, artifact: Path) -> Schema:
     sidecar = artifact.with_suffix(".schema.json")
     if sidecar.exists():
@@ -168,6 +183,21 @@ class _Metrics:
     reloads: int = 0
     reload_errors: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def observed(self, endpoint: str) -> Callable[[Any], Any]:
+        """Count a handler's answers by status (read from the response it returns) and time them."""
+
+        def wrap(handler: Any) -> Any:
+            @functools.wraps(handler)
+            async def timed(*args: Any, **kwargs: Any) -> Any:
+                started = time.perf_counter()
+                response = await handler(*args, **kwargs)
+                self.observe(endpoint, getattr(response, "status_code", 200), time.perf_counter() - started)
+                return response
+
+            return timed
+
+        return wrap
 
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
         with self.lock:
@@ -236,8 +266,9 @@ class _Batcher:
 class _State:
     """The served model (one reference, swapped whole) and the watcher that follows the alias."""
 
-    def __init__(self, project: Project, served: Served, options: ServeOptions) -> None:
+    def __init__(self, project: Project, served: Served, options: ServeOptions, metrics: _Metrics) -> None:
         self.project = project
+        self.metrics = metrics
         self.current = served
         self.options = options
         self._stop = threading.Event()
@@ -262,20 +293,17 @@ class _State:
                         continue
                     fresh = _load_entry(self.project, entry, self.options.alias)
                     self.current = fresh  # one assignment: requests see the old model or the new one
-                    metrics.reloads += 1
+                    self.metrics.reloads += 1
                     print(
                         f"flywheel serve: {self.options.alias} is now {fresh.name} v{fresh.version}",
                         file=sys.stderr,
                         flush=True,
                     )
                 except Exception as exc:  # keep serving the model we have
-                    metrics.reload_errors += 1
+                    self.metrics.reload_errors += 1
                     print(f"flywheel serve: reload failed, still serving: {exc}", file=sys.stderr, flush=True)
         finally:
             store.close()
-
-
-metrics = _Metrics()
 
 
 def _validator(schema: Schema) -> Callable[[Any, str], dict[str, Any]]:
@@ -334,7 +362,8 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
     from contextlib import asynccontextmanager
 
     opts = options or ServeOptions()
-    state = _State(project, served, opts)
+    metrics = _Metrics()  # this app's counters: two apps in one process count apart
+    state = _State(project, served, opts, metrics)
     log_path = opts.log_path or project.store_dir / LOG_NAME
     holder: dict[str, PredictionLog] = {}
     batcher = _Batcher()
@@ -432,113 +461,92 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
         openapi_extra=predict_body,
         summary="Predict one row or a batch; every prediction is logged",
     )
+    @metrics.observed("/predict")
     async def predict(request: Request) -> Any:
         started = time.perf_counter()
         current = state.current  # one model for the whole request, even if a reload lands meanwhile
-        status = 200
         try:
-            try:
-                payload = await _json(request)
-            except ValueError as exc:
-                status = 422
-                return _error(422, str(exc))
-            feature_names = current.schema.features
-            batch = isinstance(payload, dict) and "rows" in payload and "rows" not in feature_names
-            rows = payload["rows"] if batch else [payload]
-            if batch and not isinstance(rows, list):
-                status = 422
-                return _error(422, f"rows: must be a list of rows; got {type(rows).__name__}")
-            if len(rows) > opts.max_batch:
-                status = 413
-                return _error(
-                    413, f"rows: {len(rows)} rows is more than the limit of {opts.max_batch} per request"
-                )
-            if not rows:
-                status = 422
-                return _error(422, "rows: must hold at least one row")
-            check = _validator(current.schema)
-            try:
-                clean = [check(r, f"rows[{i}]" if batch else "body") for i, r in enumerate(rows)]
-            except ValueError as exc:
-                status = 422
-                return _error(422, str(exc))
-            frame = _frame(clean, feature_names)
-            labels, proba = await batcher.predict(current, frame)
-            elapsed_ms = (time.perf_counter() - started) * 1000
-            now = time.time()
-            out, records = [], []
-            for i, row in enumerate(clean):
-                pid = uuid.uuid4().hex
-                probs = (
-                    None
-                    if proba is None
-                    else {
-                        str(c): float(p) for c, p in zip(current.schema.classes or [], proba[i], strict=True)
-                    }
-                )
-                label = _plain(labels[i])
-                records.append(
-                    PredictionRecord(pid, now, current.name, current.version, row, label, probs, elapsed_ms)
-                )
-                out.append({"prediction_id": pid, "prediction": label, "probabilities": probs})
-            log = holder["log"]
-            refused = await _durable(log, records, log.submit)
-            if refused is not None:
-                status = refused.status_code
-                return refused
-            metrics.predictions += len(records)
-            body = {"model": current.name, "version": current.version, "predictions": out}
-            if not batch:
-                body = {"model": current.name, "version": current.version, **out[0]}
-            return body
-        finally:
-            metrics.observe("/predict", status, time.perf_counter() - started)
+            payload = await _json(request)
+        except ValueError as exc:
+            return _error(422, str(exc))
+        feature_names = current.schema.features
+        batch = isinstance(payload, dict) and "rows" in payload and "rows" not in feature_names
+        rows = payload["rows"] if batch else [payload]
+        if batch and not isinstance(rows, list):
+            return _error(422, f"rows: must be a list of rows; got {type(rows).__name__}")
+        if len(rows) > opts.max_batch:
+            return _error(
+                413, f"rows: {len(rows)} rows is more than the limit of {opts.max_batch} per request"
+            )
+        if not rows:
+            return _error(422, "rows: must hold at least one row")
+        check = _validator(current.schema)
+        try:
+            clean = [check(r, f"rows[{i}]" if batch else "body") for i, r in enumerate(rows)]
+        except ValueError as exc:
+            return _error(422, str(exc))
+        frame = _frame(clean, feature_names)
+        labels, proba = await batcher.predict(current, frame)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        now = time.time()
+        out, records = [], []
+        for i, row in enumerate(clean):
+            pid = uuid.uuid4().hex
+            probs = (
+                None
+                if proba is None
+                else {str(c): float(p) for c, p in zip(current.schema.classes or [], proba[i], strict=True)}
+            )
+            label = _plain(labels[i])
+            records.append(
+                PredictionRecord(pid, now, current.name, current.version, row, label, probs, elapsed_ms)
+            )
+            out.append({"prediction_id": pid, "prediction": label, "probabilities": probs})
+        log = holder["log"]
+        refused = await _durable(log, records, log.submit)
+        if refused is not None:
+            return refused
+        metrics.predictions += len(records)
+        body = {"model": current.name, "version": current.version, "predictions": out}
+        if not batch:
+            body = {"model": current.name, "version": current.version, **out[0]}
+        return body
 
     @app.post("/feedback", summary="The true label of a logged prediction, and who gave it")
+    @metrics.observed("/feedback")
     async def feedback(request: Request) -> Any:
-        started = time.perf_counter()
-        status = 200
         try:
-            try:
-                payload = await _json(request)
-            except ValueError as exc:
-                status = 422
-                return _error(422, str(exc))
-            problem = _check_feedback(payload)
-            if problem:
-                status = 422
-                return _error(422, problem)
-            log = holder["log"]
-            pid = payload["prediction_id"]
-            found = await run_in_threadpool(log.prediction, pid)
-            if found is None:
-                status = 404
-                return _error(404, f"prediction_id: no logged prediction {pid!r}")
-            schema = state.current.schema
-            label = payload["label"]
-            if schema.classes is not None:
-                known = {str(c) for c in schema.classes}
-                if str(label) not in known and not opts.allow_new_classes:
-                    status = 422
-                    shown = ", ".join(sorted(known)[:12])
-                    return _error(
-                        422,
-                        f"label: {label!r} is not a known class ({shown}); "
-                        "start the service with --allow-new-classes to accept it",
-                    )
-            elif isinstance(label, bool) or not isinstance(label, int | float):
-                status = 422
-                return _error(422, f"label: must be a number for a regression target; got {label!r}")
-            source = str(payload.get("by") or payload.get("source") or "anonymous")
-            refused = await _durable(
-                log, [(pid, str(label), source)], lambda r, done: log.add_feedback(r[0], r[1], r[2], ack=done)
-            )
-            if refused is not None:
-                status = refused.status_code
-                return refused
-            return {"ok": True, "prediction_id": pid, "label": label}
-        finally:
-            metrics.observe("/feedback", status, time.perf_counter() - started)
+            payload = await _json(request)
+        except ValueError as exc:
+            return _error(422, str(exc))
+        problem = _check_feedback(payload)
+        if problem:
+            return _error(422, problem)
+        log = holder["log"]
+        pid = payload["prediction_id"]
+        found = await run_in_threadpool(log.prediction, pid)
+        if found is None:
+            return _error(404, f"prediction_id: no logged prediction {pid!r}")
+        schema = state.current.schema
+        label = payload["label"]
+        if schema.classes is not None:
+            known = {str(c) for c in schema.classes}
+            if str(label) not in known and not opts.allow_new_classes:
+                shown = ", ".join(sorted(known)[:12])
+                return _error(
+                    422,
+                    f"label: {label!r} is not a known class ({shown}); "
+                    "start the service with --allow-new-classes to accept it",
+                )
+        elif isinstance(label, bool) or not isinstance(label, int | float):
+            return _error(422, f"label: must be a number for a regression target; got {label!r}")
+        source = str(payload.get("by") or payload.get("source") or "anonymous")
+        refused = await _durable(
+            log, [(pid, str(label), source)], lambda r, done: log.add_feedback(r[0], r[1], r[2], ack=done)
+        )
+        if refused is not None:
+            return refused
+        return {"ok": True, "prediction_id": pid, "label": label}
 
     @app.get("/review/next", summary="The open review item with the highest priority")
     async def review_next() -> Any:
@@ -589,7 +597,7 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus text format")
     async def prometheus() -> Any:
-        return _prometheus(holder.get("log"), state.current)
+        return _prometheus(holder.get("log"), state.current, metrics)
 
     return app
 
@@ -660,15 +668,10 @@ def _predict(current: Served, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarr
         labels = np.asarray(model_classes)[np.argmax(raw, axis=1)]
     else:
         labels = np.asarray(model.predict(frame))
-    position = {str(k): i for i, k in enumerate(classes)}
-    proba = np.zeros((len(frame), len(classes)))
-    for j, c in enumerate(model_classes):
-        if str(c) in position:
-            proba[:, position[str(c)]] = raw[:, j]
-    return labels, proba
+    return labels, align_proba(raw, model_classes, classes)
 
 
-def _prometheus(log: PredictionLog | None, current: Served) -> str:
+def _prometheus(log: PredictionLog | None, current: Served, metrics: _Metrics) -> str:
     lines = [
         "# HELP flywheel_requests_total Requests by endpoint and status.",
         "# TYPE flywheel_requests_total counter",
