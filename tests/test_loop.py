@@ -5,8 +5,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -167,3 +169,23 @@ def test_feedback_that_looks_wrong_is_sent_back_for_review(iris: Path) -> None:
     items = mine(load_project(iris), 20)
     flagged = {i.prediction_id for i in items if i.reasons[0].startswith("label-error")}
     assert {"q0000", "q0001", "q0002", "q0003"} & flagged
+
+
+def test_bad_loop_input_is_one_line_and_exit_2(iris: Path, tmp_path: Path, cli: Callable[..., Any]) -> None:
+    pool = tmp_path / "pool.csv"
+    pd.DataFrame({"sepal length (cm)": [5.0]}).to_csv(pool, index=False)
+    no_label = tmp_path / "labels.csv"
+    pd.DataFrame({"item_id": ["x"]}).to_csv(no_label, index=False)
+    empty = write_project(tmp_path / "fresh", IRIS)
+    cases = [
+        (["mine", str(iris), "--pool", str(pool)], "lacks feature column 'sepal width (cm)'"),
+        (["queue", "import", str(no_label), str(iris)], "lacks column 'label'"),
+        (["queue", "export", str(tmp_path / "q.xlsx"), str(iris)], ".csv or .jsonl"),
+        (["card", str(iris), "--model", "nope"], "no model 'nope'"),
+        (["serve", str(iris), "--ack", "sometimes"], "--ack must be durable or fast"),
+        (["retrain", str(empty)], "no store yet"),
+    ]
+    for args, message in cases:
+        r = cli(*args)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert r.stderr.count("\n") == 1 and message in r.stderr, (args, r.stderr)
