@@ -37,17 +37,48 @@ def test_a_full_queue_refuses_instead_of_dropping(tmp_path: Path) -> None:
     acked: list[BaseException | None] = []
     try:
         log.submit(_record(0), acked.append)
-        time.sleep(0.2)  # the writer takes it and waits on the lock
         log.submit(_record(1), acked.append)
-        log.submit(_record(2), acked.append)
         with pytest.raises(LogFull, match="queue is full"):
-            log.submit(_record(3), acked.append)
-        assert log.depth == 2
+            log.submit(_record(2), acked.append)
+        time.sleep(0.2)
+        assert log.depth == 2 and acked == []  # nothing acknowledged before it is durable
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
     log.close()
-    assert acked == [None, None, None] and log.logged == 3 and log.dropped == 0
+    assert acked == [None, None] and log.dropped == 0 and log.depth == 0
+    with pytest.raises(LogFull, match="closed"):
+        log.submit(_record(4))
+    conn = sqlite3.connect(tmp_path / "p.db")
+    ids = {r[0] for r in conn.execute("SELECT id FROM predictions")}
+    conn.close()
+    assert ids == {"p000000", "p000001"} and log.logged == 2
+
+
+def test_the_writer_dying_is_reported_and_replaced(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path / "p.db")
+    done = threading.Event()
+    log.submit(_record(0), lambda e: done.set())
+    assert done.wait(10)
+    writer = log._writer
+    assert writer is not None
+    writer.proc.kill()
+    writer.proc.wait()
+    errors: list[BaseException | None] = []
+    for i in range(1, 50):  # the first ones may be refused or failed: they were never acknowledged
+        try:
+            log.submit(_record(i), errors.append)
+        except LogFull as exc:
+            assert "writer stopped" in str(exc)
+        time.sleep(0.01)
+    log.close()
+    assert log._writer is not writer
+    assert any(e is None for e in errors) and all(e is None or "writer stopped" in str(e) for e in errors)
+    acknowledged = sum(e is None for e in errors)
+    conn = sqlite3.connect(tmp_path / "p.db")
+    stored = conn.execute("SELECT count(*) FROM predictions").fetchone()[0]
+    conn.close()
+    assert stored >= 1 + acknowledged
 
 
 def test_retention_keeps_the_newest_rows(tmp_path: Path) -> None:

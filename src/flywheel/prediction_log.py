@@ -1,19 +1,26 @@
 """The durable prediction log: every prediction and every feedback label, group-committed.
 
-A service must not answer faster than it can remember. Each record goes into a bounded queue;
-one writer thread takes everything waiting (up to ``batch`` records), writes it in one
-transaction and commits — one fsync for the whole group — and only then tells each request
-its record is durable. So the cost of durability is shared by every request that arrived
-during the previous commit, and throughput grows with load instead of collapsing.
+A service must not answer faster than it can remember. Each submission goes to one writer —
+a process of its own (:mod:`flywheel._log_writer`), so it never competes with the request path
+for the interpreter lock — which takes everything waiting (up to ``batch`` records), writes it in
+one transaction and commits: one fsync for the whole group. Only then is each request told its
+records are durable. So the cost of durability is shared by every request that arrived during
+the previous commit, and throughput grows with load instead of collapsing.
 
 - ``durable`` mode (the default) acknowledges a prediction only after its commit; the
   database runs in WAL mode with ``synchronous=FULL``, so an acknowledged record survives the
-  process being killed and the machine losing power.
-- ``fast`` mode acknowledges as soon as the record is queued (documented trade-off: a crash
-  loses at most the records of the current batch); nothing is ever dropped silently.
-- When the queue is full, :meth:`PredictionLog.submit` raises :class:`LogFull` and the service
-  answers 503 with ``Retry-After``; ``dropped`` counts records lost and stays 0.
+  service being killed and the machine losing power.
+- ``fast`` mode acknowledges as soon as the record is handed to the writer (documented
+  trade-off: a power cut loses what the writer had not committed; a killed *service* loses
+  nothing, because the writer outlives it long enough to write what it was sent).
+- At most ``queue_size`` records wait for the writer; past that :meth:`PredictionLog.submit`
+  raises :class:`LogFull` and the service answers 503 with ``Retry-After``. ``dropped`` counts
+  records lost (only a failed write can raise it, and the requests concerned are told).
 - Retention (rows, days) is applied by the writer between batches, so the log cannot fill a disk.
+- If the writer dies, waiting requests are told so and the next submission starts a new one.
+
+Given an event loop, acknowledgements are read and run on the loop itself (no thread hand-off);
+without one, a small thread runs them.
 
 Written on :mod:`sqlite3` directly rather than through SQLAlchemy: the writer's hot path is
 one ``executemany`` per batch, and the ORM would triple its cost. The file is its own
@@ -22,56 +29,45 @@ database (``.flywheel/predictions.db``) so serving never contends with the run s
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import json
-import queue
-import sqlite3
+import os
+import pickle
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+
+from flywheel import _log_writer
+from flywheel._log_writer import ACK, FRAME, connect
 
 __all__ = [
     "LOG_NAME",
     "LogFull",
     "PredictionLog",
     "PredictionRecord",
+    "connect",
     "read_feedback",
     "read_predictions",
 ]
 
 LOG_NAME = "predictions.db"
 Ack = Callable[[BaseException | None], None]
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS predictions (
-    id TEXT PRIMARY KEY,
-    at REAL NOT NULL,
-    model TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    input TEXT NOT NULL,
-    prediction TEXT NOT NULL,
-    probabilities TEXT,
-    latency_ms REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS predictions_at ON predictions(at);
-CREATE TABLE IF NOT EXISTS feedback (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    prediction_id TEXT NOT NULL,
-    label TEXT NOT NULL,
-    source TEXT NOT NULL,
-    at REAL NOT NULL,
-    origin TEXT NOT NULL DEFAULT 'traffic'
-);
-CREATE INDEX IF NOT EXISTS feedback_prediction ON feedback(prediction_id);
-"""
+_MAX_BUFFERED = 64 << 20  # bytes waiting for the writer's pipe before submissions are refused
 
 
 class LogFull(Exception):
-    """The writer's queue is full: the caller should retry later (HTTP 503, Retry-After)."""
+    """The writer is behind (or gone): the caller should retry later (HTTP 503, Retry-After)."""
+
+
+class LogWriteError(Exception):
+    """The writer could not make these records durable."""
 
 
 @dataclass(frozen=True)
@@ -108,20 +104,55 @@ class _Feedback:
     at: float
     origin: str = "traffic"
 
+    def row(self) -> tuple[Any, ...]:
+        return (self.prediction_id, self.label, self.source, self.at, self.origin)
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection to the log in WAL mode, creating the tables when needed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    conn.executescript(_SCHEMA)
-    return conn
+
+class _WriterProcess:
+    """The writer's process and the two pipes to it."""
+
+    def __init__(self, path: Path, batch: int, rows: int | None, days: float | None) -> None:
+        to_child, self.send_fd = os.pipe()
+        self.ack_fd, from_child = os.pipe()
+        for fd in (self.send_fd, self.ack_fd):
+            with contextlib.suppress(OSError, AttributeError, ImportError):  # Linux: more room in flight
+                import fcntl
+
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+        try:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-I",
+                    _log_writer.__file__,
+                    str(to_child),
+                    str(from_child),
+                    str(path),
+                    str(batch),
+                    "-" if rows is None else str(rows),
+                    "-" if days is None else str(days),
+                ],
+                pass_fds=(to_child, from_child),
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            os.close(to_child)
+            os.close(from_child)
+
+    def close_send(self) -> None:
+        """End the writer's input (once): it writes what it has and exits."""
+        fd, self.send_fd = self.send_fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def close_acks(self) -> None:
+        fd, self.ack_fd = self.ack_fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 class PredictionLog:
-    """A bounded queue in front of one group-committing writer thread."""
+    """Submissions go to one group-committing writer process; acknowledgements come back in order."""
 
     def __init__(
         self,
@@ -132,155 +163,234 @@ class PredictionLog:
         batch: int = 1_000,
         retention_rows: int | None = None,
         retention_days: float | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.path = path
         self.mode = mode
+        self.queue_size = queue_size
         self.batch = batch
         self.retention_rows = retention_rows
         self.retention_days = retention_days
-        self._queue: queue.Queue[tuple[Any, Ack | None] | None] = queue.Queue(maxsize=queue_size)
         self.logged = 0
         self.feedback = 0
         self.dropped = 0  # records lost: only a write error can raise it, and it is reported
         self.commits = 0
-        self._conn = connect(path)
-        # Checkpoints (copying the WAL into the database, with an fsync of the database file) would
-        # stall the commit that triggers them; a thread of their own runs them instead.
-        self._conn.execute("PRAGMA wal_autocheckpoint=0")
-        self._reader = connect(path)
+        self._loop = loop
+        self._reader = connect(path)  # creates the file and tables: a bad path fails here, at once
         self._reader_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="flywheel-log-writer", daemon=True)
-        self._stopped = threading.Event()
-        self._checkpointer = threading.Thread(
-            target=self._checkpoints, name="flywheel-log-checkpoint", daemon=True
-        )
-        self._thread.start()
-        self._checkpointer.start()
+        self._send_lock = threading.Lock()  # frames reach the pipe in the order they were numbered
+        self._state_lock = threading.Lock()  # the waiting list and the counters
+        self._pending: collections.deque[tuple[int, int, Ack | None]] = collections.deque()
+        self._frames = 0  # frames sent to the current writer
+        self._waiting = 0  # records sent and not yet acknowledged by the writer
+        self._buffer = bytearray()  # frames the pipe had no room for (event-loop mode)
+        self._stopped = False
+        self._writer: _WriterProcess | None = None
+        self._ack_thread: threading.Thread | None = None
+        self._start_writer()
 
     # --- the writer -----------------------------------------------------------------------------
 
     @property
     def depth(self) -> int:
         """Records waiting for the writer."""
-        return self._queue.qsize()
+        return self._waiting
 
-    def submit(self, record: PredictionRecord | _Feedback, ack: Ack | None = None) -> None:
-        """Queue a record; ``ack(None)`` runs once it is durable (``ack(error)`` if the write failed).
+    def _start_writer(self) -> None:
+        writer = _WriterProcess(self.path, self.batch, self.retention_rows, self.retention_days)
+        self._writer, self._frames, self._acks = writer, 0, bytearray()
+        self._base = (self.logged, self.feedback, self.commits, self.dropped)
+        if self._loop is not None:
+            os.set_blocking(writer.send_fd, False)
+            os.set_blocking(writer.ack_fd, False)
+            self._loop.add_reader(writer.ack_fd, self._on_acks, writer)
+        else:
+            self._ack_thread = threading.Thread(
+                target=self._read_acks, args=(writer,), name="flywheel-log-acks", daemon=True
+            )
+            self._ack_thread.start()
+
+    def submit(self, records: PredictionRecord | _Feedback | Sequence[Any], ack: Ack | None = None) -> None:
+        """Hand records to the writer; ``ack(None)`` runs once all are durable (``ack(error)`` if not).
+
+        In ``fast`` mode ``ack(None)`` runs at once. With an event loop, acknowledgements run on
+        the loop's thread; without one, on the log's acknowledgement thread.
 
         Raises
         ------
         LogFull
-            When the queue is full (nothing was queued).
+            When ``queue_size`` records already wait for the writer, or the log is closed
+            (nothing was handed over).
         """
-        if self._stopped.is_set():
-            raise LogFull("the prediction log is closed")
-        try:
-            self._queue.put_nowait((record, ack))
-        except queue.Full:
-            raise LogFull(f"the prediction log's queue is full ({self._queue.maxsize} records)") from None
+        batch = [records] if isinstance(records, PredictionRecord | _Feedback) else list(records)
+        if not batch:
+            raise ValueError("submit: no records")
+        payload = pickle.dumps(
+            [("p" if isinstance(r, PredictionRecord) else "f", r.row()) for r in batch],
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
+        frame = FRAME.pack(len(payload)) + payload
+        with self._send_lock:
+            if self._stopped:
+                raise LogFull("the prediction log is closed")
+            if self._waiting + len(batch) > self.queue_size:
+                raise LogFull(f"the prediction log's queue is full ({self.queue_size} records)")
+            if len(self._buffer) > _MAX_BUFFERED:
+                raise LogFull(f"the prediction log's writer is {len(self._buffer)} bytes behind")
+            if self._writer is None:  # the last one died and every submission to it was told
+                self._start_writer()
+            writer = self._writer
+            assert writer is not None
+            durable = self.mode == "durable"
+            with self._state_lock:
+                self._frames += 1
+                number = self._frames
+                self._waiting += len(batch)
+                self._pending.append((number, len(batch), ack if durable else None))
+            try:
+                self._send(writer, frame)
+            except OSError as exc:  # the writer is gone (its end of input is being handled)
+                with self._state_lock:
+                    if self._pending and self._pending[-1][0] == number:
+                        self._pending.pop()
+                        self._waiting -= len(batch)
+                raise LogFull(f"the prediction log's writer stopped ({exc.strerror}); retry") from None
+        if not durable and ack is not None:
+            ack(None)
 
     def add_feedback(
         self, prediction_id: str, label: str, source: str, ack: Ack | None = None, origin: str = "traffic"
     ) -> None:
-        """Queue a feedback label for a logged prediction."""
+        """Hand a feedback label for a logged prediction to the writer."""
         self.submit(_Feedback(prediction_id, label, source, time.time(), origin), ack)
 
-    def _run(self) -> None:
-        since_retention = 0
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            items = [first]
-            stop = False
-            while len(items) < self.batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                items.append(nxt)
-            self._write(items)
-            since_retention += len(items)
-            if since_retention >= 5_000:
-                self._apply_retention()
-                since_retention = 0
-            if stop:
-                return
-
-    def _checkpoints(self, every_s: float = 1.0) -> None:
-        conn = connect(self.path)
-        try:
-            while not self._stopped.wait(every_s):
-                with contextlib.suppress(sqlite3.Error):  # busy: the next round catches up
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            conn.close()
-
-    def _write(self, items: list[tuple[Any, Ack | None]]) -> None:
-        predictions = [r.row() for r, _ in items if isinstance(r, PredictionRecord)]
-        feedback = [
-            (r.prediction_id, r.label, r.source, r.at, r.origin) for r, _ in items if isinstance(r, _Feedback)
-        ]
-        error: BaseException | None = None
-        for attempt in range(3):
+    def _send(self, writer: _WriterProcess, frame: bytes) -> None:
+        if self._loop is None:  # a blocking pipe: the caller waits while the writer catches up
+            view = memoryview(frame)
+            while view:
+                view = view[os.write(writer.send_fd, view) :]
+            return
+        if not self._buffer:
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                if predictions:
-                    self._conn.executemany(
-                        "INSERT OR IGNORE INTO predictions VALUES (?,?,?,?,?,?,?,?)", predictions
-                    )
-                if feedback:
-                    self._conn.executemany(
-                        "INSERT INTO feedback(prediction_id, label, source, at, origin) VALUES (?,?,?,?,?)",
-                        feedback,
-                    )
-                self._conn.execute("COMMIT")
-                error = None
-                break
-            except sqlite3.Error as exc:  # a busy database or a full disk: retry, then report
-                error = exc
-                with contextlib.suppress(sqlite3.Error):
-                    self._conn.execute("ROLLBACK")
-                time.sleep(0.05 * (attempt + 1))
-        if error is None:
-            self.logged += len(predictions)
-            self.feedback += len(feedback)
-            self.commits += 1
-        else:
-            self.dropped += len(items)
-        for _, ack in items:
-            if ack is not None:
-                ack(error)
+                written = os.write(writer.send_fd, frame)
+            except BlockingIOError:
+                written = 0
+            if written == len(frame):
+                return
+            self._loop.add_writer(writer.send_fd, self._flush, writer)
+            frame = frame[written:]
+        self._buffer += frame
 
-    def _apply_retention(self) -> None:
+    def _flush(self, writer: _WriterProcess) -> None:
+        with self._send_lock:
+            try:
+                written = os.write(writer.send_fd, self._buffer)
+            except BlockingIOError:
+                return
+            except OSError:  # the writer is gone; its end of input is handled with the acks
+                written = len(self._buffer)
+            del self._buffer[:written]
+            if not self._buffer and self._loop is not None:
+                self._loop.remove_writer(writer.send_fd)
+
+    def poll(self) -> None:
+        """Settle what the writer has acknowledged so far, now (event-loop mode; cheap when nothing is).
+
+        The loop notices the writer's answer only at its next turn, after every callback already
+        ready; a service calls this between long pieces of work so durable requests go on sooner.
+        """
+        writer = self._writer
+        if self._loop is not None and writer is not None and writer.ack_fd >= 0:
+            self._on_acks(writer)
+
+    def _on_acks(self, writer: _WriterProcess) -> None:
+        """The event loop's reader callback: acknowledgements ready on the pipe."""
         try:
-            if self.retention_days is not None:
-                cutoff = (datetime.now(UTC) - timedelta(days=self.retention_days)).timestamp()
-                self._conn.execute("DELETE FROM predictions WHERE at < ?", (cutoff,))
-            if self.retention_rows is not None:
-                self._conn.execute(
-                    "DELETE FROM predictions WHERE rowid <= "
-                    "(SELECT rowid FROM predictions ORDER BY rowid DESC LIMIT 1 OFFSET ?)",
-                    (self.retention_rows,),
-                )
-        except sqlite3.Error:
-            pass  # retention is retried after the next batches
+            chunk = os.read(writer.ack_fd, 1 << 16)
+        except BlockingIOError:
+            return
+        self._received(writer, chunk)
+
+    def _read_acks(self, writer: _WriterProcess) -> None:
+        while True:
+            chunk = os.read(writer.ack_fd, 1 << 16)
+            self._received(writer, chunk)
+            if not chunk:
+                return
+
+    def _received(self, writer: _WriterProcess, chunk: bytes) -> None:
+        """Settle every submission the writer has finished; on end of input, fail the rest."""
+        settled: list[tuple[Ack, BaseException | None]] = []
+        with self._state_lock:
+            if not chunk:
+                self._writer_gone(writer, settled)
+            else:
+                self._acks += chunk
+                while len(self._acks) >= ACK.size:
+                    frames, logged, feedback, commits, dropped, size = ACK.unpack_from(self._acks)
+                    if len(self._acks) < ACK.size + size:
+                        break
+                    message = bytes(self._acks[ACK.size : ACK.size + size]).decode("utf-8", "replace")
+                    del self._acks[: ACK.size + size]
+                    base = self._base
+                    self.logged, self.feedback = base[0] + logged, base[1] + feedback
+                    self.commits, self.dropped = base[2] + commits, base[3] + dropped
+                    error: BaseException | None = LogWriteError(message) if message else None
+                    while self._pending and self._pending[0][0] <= frames:
+                        _, n, ack = self._pending.popleft()
+                        self._waiting -= n
+                        if ack is not None:
+                            settled.append((ack, error))
+        for ack, error in settled:
+            ack(error)
+
+    def _writer_gone(self, writer: _WriterProcess, settled: list[tuple[Ack, BaseException | None]]) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(writer.ack_fd)
+            with contextlib.suppress(Exception):
+                self._loop.remove_writer(writer.send_fd)
+        code = writer.proc.wait()
+        writer.close_acks()
+        writer.close_send()
+        if writer is not self._writer:
+            return
+        self._buffer.clear()
+        error = LogWriteError(f"the prediction log's writer stopped (exit code {code})")
+        while self._pending:
+            _, n, ack = self._pending.popleft()
+            self._waiting -= n
+            if ack is not None:
+                settled.append((ack, error))
+        if not self._stopped:
+            self._writer = None  # the next submission starts a new one
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write everything queued, then stop the writer."""
-        if self._stopped.is_set():
-            return
-        self._stopped.set()
-        self._queue.put(None)
-        self._thread.join(timeout)
-        self._checkpointer.join(timeout)
-        self._apply_retention()
-        self._conn.close()
+        """Write everything handed over, then stop the writer (acknowledgements run before this returns)."""
+        with self._send_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            writer = self._writer
+        if writer is not None and writer.send_fd >= 0:
+            if self._loop is not None:
+                self._loop.remove_reader(writer.ack_fd)
+                self._loop.remove_writer(writer.send_fd)
+                os.set_blocking(writer.send_fd, True)
+                with contextlib.suppress(OSError):
+                    _log_writer.write_all(writer.send_fd, bytes(self._buffer))
+                self._buffer.clear()
+            writer.close_send()  # end of input: the writer writes the rest, answers and exits
+            if self._loop is not None:
+                os.set_blocking(writer.ack_fd, True)
+                self._read_acks(writer)  # until the writer's end of output
+        if self._ack_thread is not None:
+            self._ack_thread.join(timeout)
+        if writer is not None:
+            try:
+                writer.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                writer.proc.kill()
         self._reader.close()
 
     # --- reads ----------------------------------------------------------------------------------

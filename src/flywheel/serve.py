@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import json
 import math
 import pickle
@@ -218,8 +219,9 @@ class _Batcher:
     a request is predicted at once (no waiting window), so quiet-time latency is unchanged.
     """
 
-    def __init__(self, max_rows: int = 4096) -> None:
+    def __init__(self, max_rows: int = 4096, after: Callable[[], None] | None = None) -> None:
         self.max_rows = max_rows
+        self.after = after  # run after each model call (the log settles what became durable)
         self._pending: list[tuple[Served, pd.DataFrame, asyncio.Future[Any]]] = []
         self._busy = False
 
@@ -259,6 +261,8 @@ class _Batcher:
                         if not g[2].done():
                             g[2].set_result((labels[start:end], None if proba is None else proba[start:end]))
                         start = end
+                    if self.after is not None:
+                        self.after()
         finally:
             self._busy = False
 
@@ -292,6 +296,7 @@ class _State:
                     if entry is None or int(entry["id"]) == self.current.model_id:
                         continue
                     fresh = _load_entry(self.project, entry, self.options.alias)
+                    gc.freeze()  # the new model lives as long as the old one did (see _settle_heap)
                     self.current = fresh  # one assignment: requests see the old model or the new one
                     self.metrics.reloads += 1
                     print(
@@ -341,18 +346,16 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 def _acked(
     loop: asyncio.AbstractEventLoop,
 ) -> tuple[asyncio.Future[None], Callable[[BaseException | None], None]]:
+    """A future and the acknowledgement that settles it (the log runs acks on the loop's thread)."""
     fut: asyncio.Future[None] = loop.create_future()
 
     def ack(error: BaseException | None) -> None:
-        def settle() -> None:
-            if fut.done():
-                return
-            if error is None:
-                fut.set_result(None)
-            else:
-                fut.set_exception(error)
-
-        loop.call_soon_threadsafe(settle)
+        if fut.done():
+            return
+        if error is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(error)
 
     return fut, ack
 
@@ -366,7 +369,7 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
     state = _State(project, served, opts, metrics)
     log_path = opts.log_path or project.store_dir / LOG_NAME
     holder: dict[str, PredictionLog] = {}
-    batcher = _Batcher()
+    batcher = _Batcher(after=lambda: holder["log"].poll() if "log" in holder else None)
 
     @asynccontextmanager
     async def lifespan(app: Any) -> Any:
@@ -377,6 +380,7 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
             batch=opts.log_batch,
             retention_rows=opts.retention_rows,
             retention_days=opts.retention_days,
+            loop=asyncio.get_running_loop(),
         )
         state.start()
         try:
@@ -431,29 +435,18 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
                 f"body: not valid JSON ({exc.__class__.__name__}: {str(exc).splitlines()[0]})"
             ) from None
 
-    async def _durable(log: PredictionLog, records: list[Any], submit: Callable[..., None]) -> Any:
-        """Queue every record; wait for their commit in durable mode. A response, or None when done."""
-        loop = asyncio.get_running_loop()
-        futures = []
+    async def _durable(log: PredictionLog, submit: Callable[[Any], None]) -> Any:
+        """Hand records to the log; wait for their commit in durable mode. A response, or None when done."""
+        fut, ack = _acked(asyncio.get_running_loop())
         try:
-            for r in records:
-                if opts.ack == "durable":
-                    fut, ack = _acked(loop)
-                    submit(r, ack)
-                    futures.append(fut)
-                else:
-                    submit(r, None)
+            submit(ack)
         except LogFull as exc:
-            for f in futures:
-                f.cancel()
             return _error(503, f"{exc}; retry shortly", {"Retry-After": "1"})
-        if futures:
-            try:
-                await asyncio.gather(*futures)
-            except Exception as exc:
-                return _error(
-                    503, f"the prediction log could not be written ({exc}); retry", {"Retry-After": "1"}
-                )
+        try:
+            await fut
+        except Exception as exc:
+            message = f"the prediction log could not be written ({exc}); retry"
+            return _error(503, message, {"Retry-After": "1"})
         return None
 
     @app.post(
@@ -503,14 +496,14 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
             )
             out.append({"prediction_id": pid, "prediction": label, "probabilities": probs})
         log = holder["log"]
-        refused = await _durable(log, records, log.submit)
+        refused = await _durable(log, lambda done: log.submit(records, done))
         if refused is not None:
             return refused
         metrics.predictions += len(records)
         body = {"model": current.name, "version": current.version, "predictions": out}
         if not batch:
             body = {"model": current.name, "version": current.version, **out[0]}
-        return body
+        return JSONResponse(body)  # plain JSON already: FastAPI's encoder would walk it again
 
     @app.post("/feedback", summary="The true label of a logged prediction, and who gave it")
     @metrics.observed("/feedback")
@@ -541,9 +534,7 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
         elif isinstance(label, bool) or not isinstance(label, int | float):
             return _error(422, f"label: must be a number for a regression target; got {label!r}")
         source = str(payload.get("by") or payload.get("source") or "anonymous")
-        refused = await _durable(
-            log, [(pid, str(label), source)], lambda r, done: log.add_feedback(r[0], r[1], r[2], ack=done)
-        )
+        refused = await _durable(log, lambda done: log.add_feedback(pid, str(label), source, ack=done))
         if refused is not None:
             return refused
         return {"ok": True, "prediction_id": pid, "label": label}
@@ -623,6 +614,9 @@ def _check_feedback(payload: Any) -> str | None:
 
 def _frame(rows: list[dict[str, Any]], features: dict[str, str]) -> pd.DataFrame:
     """Validated rows as the DataFrame the model was trained on (numeric columns as float)."""
+    if all(kind == "numeric" for kind in features.values()):  # one float block: 20x faster to build
+        values = np.array([[np.nan if r[c] is None else r[c] for c in features] for r in rows], dtype=float)
+        return pd.DataFrame(values, columns=list(features), copy=False)
     columns = {
         col: np.array([np.nan if r[col] is None else r[col] for r in rows], dtype=float)
         if kind == "numeric"
@@ -749,4 +743,18 @@ def serve(
         flush=True,
     )
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+    _settle_heap()
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _settle_heap() -> None:
+    """Keep the cyclic garbage collector's full passes off the request path.
+
+    A process holding pandas, scikit-learn, FastAPI and a model has ~200,000 tracked objects; a
+    full collection walks them all (~100 ms here) and stalls every request in flight — the p99 of
+    a busy service was that pause. Objects alive at start-up (or after a reload) live as long as
+    the service, so they are moved out of the collector's reach; the requests' short-lived
+    objects are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
