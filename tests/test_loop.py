@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -19,7 +20,14 @@ from flywheel.errors import DataError
 from flywheel.gate import promote
 from flywheel.loop import _select, expire_items, export_queue, import_labels, list_queue, mine
 from flywheel.pipeline import run
-from flywheel.prediction_log import LOG_NAME, LogFull, PredictionLog, PredictionRecord, read_feedback
+from flywheel.prediction_log import (
+    LOG_NAME,
+    LogFull,
+    LogWriteError,
+    PredictionLog,
+    PredictionRecord,
+    read_feedback,
+)
 from flywheel.project import load_project
 from flywheel.serve import Schema
 from flywheel.store import open_store
@@ -79,6 +87,48 @@ def test_the_writer_dying_is_reported_and_replaced(tmp_path: Path) -> None:
     stored = conn.execute("SELECT count(*) FROM predictions").fetchone()[0]
     conn.close()
     assert stored >= 1 + acknowledged
+
+
+def test_on_an_event_loop_acks_come_on_the_loop_and_a_dead_writer_is_replaced(tmp_path: Path) -> None:
+    async def scenario() -> tuple[list[str], int]:
+        loop = asyncio.get_running_loop()
+        log = PredictionLog(tmp_path / "p.db", loop=loop)
+        outcomes: list[str] = []
+
+        async def one(i: int) -> None:
+            fut: asyncio.Future[None] = loop.create_future()
+
+            def ack(error: BaseException | None) -> None:
+                assert threading.current_thread() is threading.main_thread()  # on the loop's thread
+                fut.set_result(None) if error is None else fut.set_exception(error)
+
+            try:
+                log.submit(_record(i), ack)
+                await fut
+                outcomes.append("ok")
+            except (LogFull, LogWriteError) as exc:
+                assert "writer stopped" in str(exc)
+                outcomes.append("refused")
+
+        await asyncio.gather(*(one(i) for i in range(20)))
+        writer = log._writer
+        assert writer is not None
+        writer.proc.kill()
+        writer.proc.wait()
+        for i in range(20, 60):
+            await one(i)
+            await asyncio.sleep(0.005)
+        assert log._writer is not writer
+        log.close()
+        return outcomes, log.logged
+
+    outcomes, logged = asyncio.run(scenario())
+    assert outcomes[:20] == ["ok"] * 20 and outcomes[-1] == "ok" and outcomes.count("ok") >= 50
+    assert logged == outcomes.count("ok")  # the counters carry over from one writer to the next
+    conn = sqlite3.connect(tmp_path / "p.db")
+    stored = {r[0] for r in conn.execute("SELECT id FROM predictions")}
+    conn.close()
+    assert len(stored) >= outcomes.count("ok")
 
 
 def test_retention_keeps_the_newest_rows(tmp_path: Path) -> None:

@@ -948,14 +948,15 @@ def serve(
         str,
         typer.Option(
             help="durable: answer once the prediction is committed to the log (default); "
-            "fast: answer once it is queued (a crash may lose the last batch)."
+            "fast: answer once it is handed to the log's writer process (a power cut may lose "
+            "the last milliseconds; killing the service loses nothing)."
         ),
     ] = "durable",
     max_batch: Annotated[
         int, typer.Option(min=1, help="Most rows in one /predict request (413 above).")
     ] = 1000,
     queue_size: Annotated[
-        int, typer.Option(min=1, help="Records waiting for the log writer before 503.")
+        int, typer.Option(min=1, help="Records waiting for the log's writer before answering 503.")
     ] = 10000,
     retention_rows: Annotated[
         int | None, typer.Option(min=1, help="Keep at most this many predictions.")

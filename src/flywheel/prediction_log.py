@@ -50,6 +50,7 @@ from flywheel._log_writer import ACK, FRAME, connect
 __all__ = [
     "LOG_NAME",
     "LogFull",
+    "LogWriteError",
     "PredictionLog",
     "PredictionRecord",
     "connect",
@@ -248,13 +249,20 @@ class PredictionLog:
                 self._waiting += len(batch)
                 self._pending.append((number, len(batch), ack if durable else None))
             try:
-                self._send(writer, frame)
+                in_pipe = self._send(writer, frame)
             except OSError as exc:  # the writer is gone (its end of input is being handled)
                 with self._state_lock:
                     if self._pending and self._pending[-1][0] == number:
                         self._pending.pop()
                         self._waiting -= len(batch)
                 raise LogFull(f"the prediction log's writer stopped ({exc.strerror}); retry") from None
+            if not durable and ack is not None and not in_pipe:
+                # Fast mode answers once the writer holds the record; this one still waits in our
+                # buffer, which a killed service would lose, so it is acknowledged at its commit.
+                with self._state_lock:
+                    if self._pending and self._pending[-1][0] == number:
+                        self._pending[-1] = (number, len(batch), ack)
+                        ack = None
         if not durable and ack is not None:
             ack(None)
 
@@ -264,22 +272,24 @@ class PredictionLog:
         """Hand a feedback label for a logged prediction to the writer."""
         self.submit(_Feedback(prediction_id, label, source, time.time(), origin), ack)
 
-    def _send(self, writer: _WriterProcess, frame: bytes) -> None:
+    def _send(self, writer: _WriterProcess, frame: bytes) -> bool:
+        """Write a frame to the writer's pipe; whether all of it is there (else it is buffered)."""
         if self._loop is None:  # a blocking pipe: the caller waits while the writer catches up
             view = memoryview(frame)
             while view:
                 view = view[os.write(writer.send_fd, view) :]
-            return
+            return True
         if not self._buffer:
             try:
                 written = os.write(writer.send_fd, frame)
             except BlockingIOError:
                 written = 0
             if written == len(frame):
-                return
+                return True
             self._loop.add_writer(writer.send_fd, self._flush, writer)
             frame = frame[written:]
         self._buffer += frame
+        return False
 
     def _flush(self, writer: _WriterProcess) -> None:
         with self._send_lock:
@@ -293,23 +303,26 @@ class PredictionLog:
             if not self._buffer and self._loop is not None:
                 self._loop.remove_writer(writer.send_fd)
 
-    def poll(self) -> None:
-        """Settle what the writer has acknowledged so far, now (event-loop mode; cheap when nothing is).
+    def poll(self) -> bool:
+        """Settle what the writer has acknowledged so far, now; whether there was anything.
 
-        The loop notices the writer's answer only at its next turn, after every callback already
-        ready; a service calls this between long pieces of work so durable requests go on sooner.
+        Event-loop mode only (cheap when nothing is waiting). The loop notices the writer's answer
+        only at its next turn, after every callback already ready; a service calls this between
+        long pieces of work, and yields when it returns True, so durable requests go on first.
         """
         writer = self._writer
         if self._loop is not None and writer is not None and writer.ack_fd >= 0:
-            self._on_acks(writer)
+            return self._on_acks(writer)
+        return False
 
-    def _on_acks(self, writer: _WriterProcess) -> None:
+    def _on_acks(self, writer: _WriterProcess) -> bool:
         """The event loop's reader callback: acknowledgements ready on the pipe."""
         try:
             chunk = os.read(writer.ack_fd, 1 << 16)
         except BlockingIOError:
-            return
+            return False
         self._received(writer, chunk)
+        return True
 
     def _read_acks(self, writer: _WriterProcess) -> None:
         while True:

@@ -219,9 +219,11 @@ class _Batcher:
     a request is predicted at once (no waiting window), so quiet-time latency is unchanged.
     """
 
-    def __init__(self, max_rows: int = 4096, after: Callable[[], None] | None = None) -> None:
+    def __init__(self, max_rows: int = 4096, between: Callable[[], bool] | None = None) -> None:
         self.max_rows = max_rows
-        self.after = after  # run after each model call (the log settles what became durable)
+        # Run between model calls: True when it made other work ready (durable acknowledgements),
+        # which then goes first — a model call can take milliseconds.
+        self.between = between
         self._pending: list[tuple[Served, pd.DataFrame, asyncio.Future[Any]]] = []
         self._busy = False
 
@@ -237,6 +239,9 @@ class _Batcher:
     async def _drain(self) -> None:
         try:
             while self._pending:
+                if self.between is not None and self.between():
+                    await asyncio.sleep(0)
+                    continue
                 batch: list[tuple[Served, pd.DataFrame, asyncio.Future[Any]]] = []
                 rows = 0
                 while self._pending and (not batch or rows + len(self._pending[0][1]) <= self.max_rows):
@@ -261,8 +266,6 @@ class _Batcher:
                         if not g[2].done():
                             g[2].set_result((labels[start:end], None if proba is None else proba[start:end]))
                         start = end
-                    if self.after is not None:
-                        self.after()
         finally:
             self._busy = False
 
@@ -289,8 +292,15 @@ class _State:
         from flywheel.store import open_store
 
         store = open_store(self.project.store_dir, create=False)
+        seen = _store_signature(self.project.store_dir)
         try:
             while not self._stop.wait(self.options.reload_s):
+                # A query every second takes the GIL from the request path for a few milliseconds
+                # (SQLAlchemy's Python); for a file store, stat() says first whether anything changed.
+                now = _store_signature(self.project.store_dir)
+                if now is not None and now == seen:
+                    continue
+                seen = now
                 try:
                     entry = store.get_alias(self.project.project, self.options.alias)
                     if entry is None or int(entry["id"]) == self.current.model_id:
@@ -309,6 +319,25 @@ class _State:
                     print(f"flywheel serve: reload failed, still serving: {exc}", file=sys.stderr, flush=True)
         finally:
             store.close()
+
+
+def _store_signature(location: str | Path) -> tuple[tuple[int, int], ...] | None:
+    """Modification times and sizes of a SQLite store's files (None for a database URL)."""
+    from flywheel.store import DB_NAME
+
+    if "://" in str(location):
+        return None
+    path = Path(location)
+    if path.suffix != ".db":
+        path = path / DB_NAME
+    signature = []
+    for file in (path, path.with_name(path.name + "-wal")):
+        try:
+            st = file.stat()
+            signature.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            signature.append((0, -1))
+    return tuple(signature)
 
 
 def _validator(schema: Schema) -> Callable[[Any, str], dict[str, Any]]:
@@ -369,7 +398,7 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
     state = _State(project, served, opts, metrics)
     log_path = opts.log_path or project.store_dir / LOG_NAME
     holder: dict[str, PredictionLog] = {}
-    batcher = _Batcher(after=lambda: holder["log"].poll() if "log" in holder else None)
+    batcher = _Batcher(between=lambda: "log" in holder and holder["log"].poll())
 
     @asynccontextmanager
     async def lifespan(app: Any) -> Any:
