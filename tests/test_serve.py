@@ -300,6 +300,50 @@ models:
 """
 
 
+def _children(pid: int) -> dict[int, str]:
+    """Child processes of ``pid`` (Linux /proc) with their command lines."""
+    found: dict[int, str] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            found[int(child)] = cmdline
+    return found
+
+
+def test_model_process_and_event_loop_agree_and_a_dead_model_process_is_replaced(wine: Path) -> None:
+    rows = _rows(6, 40)
+    on_loop = Server(wine, "--model-on-loop")
+    try:
+        assert not any("model_process" in c for c in _children(on_loop.proc.pid).values())
+        expected = httpx.post(on_loop.url + "/predict", json={"rows": rows}).json()["predictions"]
+    finally:
+        on_loop.stop()
+    s = Server(wine)
+    try:
+        got = httpx.post(s.url + "/predict", json={"rows": rows}).json()["predictions"]
+        assert [p["prediction"] for p in got] == [p["prediction"] for p in expected]
+        for a, b in zip(got, expected, strict=True):
+            assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-12)
+        workers = [pid for pid, c in _children(s.proc.pid).items() if "flywheel.model_process" in c]
+        assert len(workers) == 1
+        os.kill(workers[0], signal.SIGKILL)
+        statuses = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            r = httpx.post(s.url + "/predict", json=rows[0], timeout=10)
+            statuses.append(r.status_code)
+            if r.status_code == 200:
+                break
+            assert r.status_code == 503 and r.headers["Retry-After"] == "1"
+            assert "model process stopped" in r.json()["detail"]
+            time.sleep(0.1)
+        assert statuses[-1] == 200  # a new model process took over
+        replaced = [pid for pid, c in _children(s.proc.pid).items() if "flywheel.model_process" in c]
+        assert len(replaced) == 1 and replaced[0] != workers[0]
+    finally:
+        s.stop()
+
+
 def test_the_whole_loop_on_digits(tmp_path: Path) -> None:
     """serve → predict → feedback → mine → label → retrain → gate → promote → the service answers with v2."""
     path = write_project(tmp_path / "digits", DIGITS)

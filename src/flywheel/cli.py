@@ -967,6 +967,14 @@ def serve(
     allow_new_classes: Annotated[
         bool, typer.Option(help="Accept feedback labels outside the known classes.")
     ] = False,
+    model_process: Annotated[
+        bool,
+        typer.Option(
+            "--model-process/--model-on-loop",
+            help="Run the model in a worker process (default: inference on another core, the event loop "
+            "never waits behind it) or on the event loop itself (one process less, one model copy less).",
+        ),
+    ] = True,
 ) -> None:
     """Serve the champion: POST /predict (logged), POST /feedback, GET /health, GET /metrics."""
     from flywheel.project import load_project
@@ -984,6 +992,7 @@ def serve(
             retention_rows=retention_rows,
             retention_days=retention_days,
             allow_new_classes=allow_new_classes,
+            model_process=model_process,
         )
         run_service(load_project(path), host=host, port=port, options=options)
 

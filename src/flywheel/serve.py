@@ -37,7 +37,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from flywheel.errors import FlywheelError, ModelError
 from flywheel.evaluate import align_proba
-from flywheel.prediction_log import LOG_NAME, LogFull, PredictionLog, PredictionRecord
+from flywheel.model_process import ModelFailed, ModelProcess, ModelProcessGone
+from flywheel.prediction_log import LOG_NAME, LogFull, LogWriteError, PredictionLog, PredictionRecord
 from flywheel.project import Project
 
 __all__ = [
@@ -172,6 +173,7 @@ class ServeOptions:
     reload_s: float = 1.0
     allow_new_classes: bool = False
     log_path: Path | None = None
+    model_process: bool = True  # model calls in a worker process (False: on the event loop)
 
 
 @dataclass
@@ -211,6 +213,14 @@ class _Metrics:
                 self.latency_count += 1
 
 
+def settle(fut: asyncio.Future[Any], then: Callable[..., Any], *args: Any) -> None:
+    """Set ``fut`` to ``then(*args)``, or to the exception it raised."""
+    try:
+        fut.set_result(then(*args))
+    except Exception as exc:
+        fut.set_exception(exc)
+
+
 class _Batcher:
     """Requests that arrive while the model is busy are predicted together, in one call.
 
@@ -224,17 +234,17 @@ class _Batcher:
         # Run between model calls: True when it made other work ready (durable acknowledgements),
         # which then goes first — a model call can take milliseconds.
         self.between = between
-        self._pending: list[tuple[Served, pd.DataFrame, asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Served, pd.DataFrame, asyncio.Future[Any], Callable[..., Any]]] = []
         self._busy = False
 
-    async def predict(self, served: Served, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+    async def predict(self, served: Served, frame: pd.DataFrame, then: Callable[..., Any]) -> Any:
+        """``then(labels, probabilities)``, run as soon as the model has answered (its result)."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((served, frame, fut))
+        self._pending.append((served, frame, fut, then))
         if not self._busy:
             self._busy = True
             asyncio.get_running_loop().create_task(self._drain())
-        result: tuple[np.ndarray, np.ndarray | None] = await fut
-        return result
+        return await fut
 
     async def _drain(self) -> None:
         try:
@@ -242,7 +252,7 @@ class _Batcher:
                 if self.between is not None and self.between():
                     await asyncio.sleep(0)
                     continue
-                batch: list[tuple[Served, pd.DataFrame, asyncio.Future[Any]]] = []
+                batch: list[tuple[Served, pd.DataFrame, asyncio.Future[Any], Callable[..., Any]]] = []
                 rows = 0
                 while self._pending and (not batch or rows + len(self._pending[0][1]) <= self.max_rows):
                     item = self._pending.pop(0)
@@ -256,15 +266,16 @@ class _Batcher:
                     try:
                         labels, proba = _predict(served, frame)  # on the loop: no thread hand-off
                     except Exception as exc:
+                        failed = ModelFailed(f"the model failed on this request: {type(exc).__name__}: {exc}")
                         for g in group:
                             if not g[2].done():
-                                g[2].set_exception(exc)
+                                g[2].set_exception(failed)
                         continue
                     start = 0
                     for g in group:
                         end = start + len(g[1])
                         if not g[2].done():
-                            g[2].set_result((labels[start:end], None if proba is None else proba[start:end]))
+                            settle(g[2], g[3], labels[start:end], None if proba is None else proba[start:end])
                         start = end
         finally:
             self._busy = False
@@ -276,17 +287,52 @@ class _State:
     def __init__(self, project: Project, served: Served, options: ServeOptions, metrics: _Metrics) -> None:
         self.project = project
         self.metrics = metrics
-        self.current = served
+        # The model and the process that runs it, swapped together in one assignment.
+        self.serving: tuple[Served, ModelProcess | None] = (served, None)
         self.options = options
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._reviving = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="flywheel-reload", daemon=True)
 
-    def start(self) -> None:
+    @property
+    def current(self) -> Served:
+        return self.serving[0]
+
+    async def start(self) -> None:
+        """Start the model process (when one is wanted) and the watcher; on the running loop."""
+        self.loop = asyncio.get_running_loop()
+        if self.options.model_process:
+            served = self.serving[0]
+            self.serving = (served, await ModelProcess.start(served, self.loop))
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        runner = self.serving[1]
+        if runner is not None:
+            runner.close()
+
+    def revive(self, runner: ModelProcess) -> None:
+        """The model process died: start another for the same model (once, in the background)."""
+        if runner.alive or self.serving[1] is not runner or self._reviving or self.loop is None:
+            return
+        self._reviving = True
+
+        async def again() -> None:
+            try:
+                fresh = await ModelProcess.start(runner.served, asyncio.get_running_loop())
+                if self.serving[1] is runner:
+                    self.serving = (runner.served, fresh)
+                else:
+                    fresh.close()
+            except Exception as exc:
+                print(f"flywheel serve: the model process cannot restart: {exc}", file=sys.stderr, flush=True)
+            finally:
+                self._reviving = False
+
+        self.loop.create_task(again())
 
     def _watch(self) -> None:
         from flywheel.store import open_store
@@ -307,7 +353,14 @@ class _State:
                         continue
                     fresh = _load_entry(self.project, entry, self.options.alias)
                     gc.freeze()  # the new model lives as long as the old one did (see _settle_heap)
-                    self.current = fresh  # one assignment: requests see the old model or the new one
+                    runner = None
+                    if self.options.model_process and self.loop is not None:  # ready before the swap
+                        started = ModelProcess.start(fresh, self.loop)
+                        runner = asyncio.run_coroutine_threadsafe(started, self.loop).result(timeout=300)
+                    old = self.serving[1]
+                    self.serving = (fresh, runner)  # one assignment: requests see the old or the new
+                    if old is not None and self.loop is not None:
+                        self.loop.call_soon_threadsafe(old.retire)  # after its requests in flight
                     self.metrics.reloads += 1
                     print(
                         f"flywheel serve: {self.options.alias} is now {fresh.name} v{fresh.version}",
@@ -411,7 +464,7 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
             retention_days=opts.retention_days,
             loop=asyncio.get_running_loop(),
         )
-        state.start()
+        await state.start()
         try:
             yield
         finally:
@@ -486,7 +539,7 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
     @metrics.observed("/predict")
     async def predict(request: Request) -> Any:
         started = time.perf_counter()
-        current = state.current  # one model for the whole request, even if a reload lands meanwhile
+        current, runner = state.serving  # one model for the whole request, even if a reload lands
         try:
             payload = await _json(request)
         except ValueError as exc:
@@ -507,27 +560,45 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
             clean = [check(r, f"rows[{i}]" if batch else "body") for i, r in enumerate(rows)]
         except ValueError as exc:
             return _error(422, str(exc))
-        frame = _frame(clean, feature_names)
-        labels, proba = await batcher.predict(current, frame)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        now = time.time()
-        out, records = [], []
-        for i, row in enumerate(clean):
-            pid = uuid.uuid4().hex
-            probs = (
-                None
-                if proba is None
-                else {str(c): float(p) for c, p in zip(current.schema.classes or [], proba[i], strict=True)}
-            )
-            label = _plain(labels[i])
-            records.append(
-                PredictionRecord(pid, now, current.name, current.version, row, label, probs, elapsed_ms)
-            )
-            out.append({"prediction_id": pid, "prediction": label, "probabilities": probs})
         log = holder["log"]
-        refused = await _durable(log, lambda done: log.submit(records, done))
-        if refused is not None:
-            return refused
+        committed, ack = _acked(asyncio.get_running_loop())
+        records: list[PredictionRecord] = []
+
+        def logged(labels: np.ndarray, proba: np.ndarray | None) -> list[dict[str, Any]]:
+            """Run the moment the model answers: the commit starts before this request resumes."""
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            now = time.time()
+            out = []
+            classes = current.schema.classes or []
+            for i, row in enumerate(clean):
+                pid = uuid.uuid4().hex
+                probs = None
+                if proba is not None:
+                    probs = {str(c): float(p) for c, p in zip(classes, proba[i], strict=True)}
+                label = _plain(labels[i])
+                records.append(
+                    PredictionRecord(pid, now, current.name, current.version, row, label, probs, elapsed_ms)
+                )
+                out.append({"prediction_id": pid, "prediction": label, "probabilities": probs})
+            log.submit(records, ack)
+            return out
+
+        try:
+            if runner is None:
+                out = await batcher.predict(current, _frame(clean, feature_names), logged)
+            else:
+                out = await runner.predict(clean, logged)
+            await committed
+        except LogFull as exc:
+            return _error(503, f"{exc}; retry shortly", {"Retry-After": "1"})
+        except ModelProcessGone as exc:
+            state.revive(runner)  # type: ignore[arg-type]
+            return _error(503, f"{exc}; retry shortly", {"Retry-After": "1"})
+        except LogWriteError as exc:
+            message = f"the prediction log could not be written ({exc}); retry"
+            return _error(503, message, {"Retry-After": "1"})
+        except ModelFailed as exc:
+            return _error(500, str(exc))
         metrics.predictions += len(records)
         body = {"model": current.name, "version": current.version, "predictions": out}
         if not batch:
