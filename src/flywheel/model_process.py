@@ -62,9 +62,15 @@ def _pack(message: Any) -> bytes:
 class ModelProcess:
     """One worker process serving one model, driven from an event loop (no threads)."""
 
-    def __init__(self, served: Any, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, served: Any, loop: asyncio.AbstractEventLoop, search_path: list[str] | None = None
+    ) -> None:
         self.served = served
+        self.search_path = list(search_path or [])
         self._loop = loop
+        # The worker unpickles the model: modules it needs from the project folder must import there.
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([*self.search_path, *filter(None, sys.path)])
         to_child, self._send_fd = os.pipe()
         self._recv_fd, from_child = os.pipe()
         try:
@@ -78,6 +84,7 @@ class ModelProcess:
                 ],
                 pass_fds=(to_child, from_child),
                 stdin=subprocess.DEVNULL,
+                env=env,
             )
         finally:
             os.close(to_child)
@@ -95,10 +102,14 @@ class ModelProcess:
 
     @classmethod
     async def start(
-        cls, served: Any, loop: asyncio.AbstractEventLoop, timeout: float = 120.0
+        cls,
+        served: Any,
+        loop: asyncio.AbstractEventLoop,
+        search_path: list[str] | None = None,
+        timeout: float = 120.0,
     ) -> ModelProcess:
         """A worker with ``served`` loaded (raises ModelError when it cannot load it)."""
-        worker = cls(served, loop)
+        worker = cls(served, loop, search_path)
         try:
             await asyncio.wait_for(asyncio.shield(worker.ready), timeout)
         except (TimeoutError, ModelError) as exc:

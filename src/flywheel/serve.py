@@ -38,6 +38,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from flywheel.errors import FlywheelError, ModelError
 from flywheel.evaluate import align_proba
 from flywheel.model_process import ModelFailed, ModelProcess, ModelProcessGone
+from flywheel.models import _importable
 from flywheel.prediction_log import LOG_NAME, LogFull, LogWriteError, PredictionLog, PredictionRecord
 from flywheel.project import Project
 
@@ -127,7 +128,8 @@ def _load_entry(project: Project, entry: dict[str, Any], alias: str) -> Served:
     except OSError as exc:
         raise ModelError(f"{alias} {where}: the artifact cannot be read: {exc.strerror or exc}") from None
     try:
-        model = pickle.loads(blob)
+        with _importable(project.root):  # a model may use modules from the project's folder
+            model = pickle.loads(blob)
     except Exception as exc:
         raise ModelError(f"{alias} {where}: the artifact is corrupt ({type(exc).__name__})") from None
     if not hasattr(model, "predict"):
@@ -304,8 +306,16 @@ class _State:
         self.loop = asyncio.get_running_loop()
         if self.options.model_process:
             served = self.serving[0]
-            self.serving = (served, await ModelProcess.start(served, self.loop))
+            self.serving = (served, await self._runner(served))
         self._thread.start()
+
+    async def _runner(self, served: Served) -> ModelProcess | None:
+        """A model process for ``served``; None (predict on the loop) when one cannot start."""
+        try:
+            return await ModelProcess.start(served, asyncio.get_running_loop(), [str(self.project.root)])
+        except ModelError as exc:
+            print(f"flywheel serve: {exc}; predicting on the event loop", file=sys.stderr, flush=True)
+            return None
 
     def stop(self) -> None:
         self._stop.set()
@@ -322,7 +332,8 @@ class _State:
 
         async def again() -> None:
             try:
-                fresh = await ModelProcess.start(runner.served, asyncio.get_running_loop())
+                loop = asyncio.get_running_loop()
+                fresh = await ModelProcess.start(runner.served, loop, runner.search_path)
                 if self.serving[1] is runner:
                     self.serving = (runner.served, fresh)
                 else:
@@ -355,7 +366,7 @@ class _State:
                     gc.freeze()  # the new model lives as long as the old one did (see _settle_heap)
                     runner = None
                     if self.options.model_process and self.loop is not None:  # ready before the swap
-                        started = ModelProcess.start(fresh, self.loop)
+                        started = self._runner(fresh)
                         runner = asyncio.run_coroutine_threadsafe(started, self.loop).result(timeout=300)
                     old = self.serving[1]
                     self.serving = (fresh, runner)  # one assignment: requests see the old or the new
