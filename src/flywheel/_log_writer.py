@@ -35,11 +35,12 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ACK", "FRAME", "SCHEMA", "connect", "main", "write_all"]
+__all__ = ["ACK", "FRAME", "SCHEMA", "connect", "main", "pack_frame", "take_frames", "write_all"]
 
 FRAME = struct.Struct("<I")
 ACK = struct.Struct("<QQQQQI")
@@ -162,6 +163,27 @@ def _checkpoints(path: Path, stop: threading.Event, every_s: float = 1.0) -> Non
         conn.close()
 
 
+def pack_frame(message: Any) -> bytes:
+    """``message`` pickled, behind its length: one frame on a pipe."""
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return FRAME.pack(len(payload)) + payload
+
+
+def take_frames(buf: bytearray, enough: Callable[[list[Any]], bool] | None = None) -> list[Any]:
+    """The complete frames at the head of ``buf``, unpickled and removed from it (stopping early,
+    whole frames only, once ``enough(taken)`` is true; it is asked once after each frame)."""
+    taken: list[Any] = []
+    offset = 0
+    while len(buf) - offset >= FRAME.size and not (taken and enough is not None and enough(taken)):
+        (size,) = FRAME.unpack_from(buf, offset)
+        if len(buf) - offset - FRAME.size < size:
+            break
+        taken.append(pickle.loads(buf[offset + FRAME.size : offset + FRAME.size + size]))
+        offset += FRAME.size + size
+    del buf[:offset]
+    return taken
+
+
 def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -175,8 +197,6 @@ def serve(in_fd: int, ack_fd: int, writer: _Writer) -> None:
     eof = False
     listening = True  # the service reads acknowledgements (it stops when killed)
     while True:
-        frames: list[list[tuple[str, tuple[Any, ...]]]] = []
-        records = 0
         while True:  # take what has arrived, without waiting
             try:
                 chunk = os.read(in_fd, 1 << 20)
@@ -186,16 +206,14 @@ def serve(in_fd: int, ack_fd: int, writer: _Writer) -> None:
                 eof = True
                 break
             buf += chunk
-        offset = 0
-        while len(buf) - offset >= FRAME.size and (not frames or records < writer.batch):
-            (size,) = FRAME.unpack_from(buf, offset)
-            if len(buf) - offset - FRAME.size < size:
-                break
-            frame = pickle.loads(buf[offset + FRAME.size : offset + FRAME.size + size])
-            offset += FRAME.size + size
-            frames.append(frame)
-            records += len(frame)
-        del buf[:offset]
+        records = 0
+
+        def enough(taken: list[Any]) -> bool:  # called once after each frame taken
+            nonlocal records
+            records += len(taken[-1])
+            return records >= writer.batch
+
+        frames = take_frames(buf, enough)
         if frames:
             ack = writer.ack(writer.write(frames))
             if listening:

@@ -18,16 +18,15 @@ import asyncio
 import contextlib
 import gc
 import os
-import pickle
 import subprocess
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from flywheel._log_writer import FRAME, write_all
+from flywheel._log_writer import pack_frame, take_frames, write_all
 from flywheel.errors import ModelError
 
-__all__ = ["ModelFailed", "ModelProcess", "ModelProcessGone", "main"]
+__all__ = ["ModelFailed", "ModelProcess", "ModelProcessGone", "main", "settle"]
 
 
 class ModelProcessGone(ModelError):
@@ -41,22 +40,12 @@ class ModelFailed(ModelError):
 _READY = -1  # the sequence number of the worker's "model loaded" answer
 
 
-def _frames(buf: bytearray) -> list[Any]:
-    """Complete frames at the head of ``buf`` (removed from it), unpickled."""
-    out, offset = [], 0
-    while len(buf) - offset >= FRAME.size:
-        (size,) = FRAME.unpack_from(buf, offset)
-        if len(buf) - offset - FRAME.size < size:
-            break
-        out.append(pickle.loads(buf[offset + FRAME.size : offset + FRAME.size + size]))
-        offset += FRAME.size + size
-    del buf[:offset]
-    return out
-
-
-def _pack(message: Any) -> bytes:
-    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return FRAME.pack(len(payload)) + payload
+def settle(fut: asyncio.Future[Any], then: Callable[..., Any], *args: Any) -> None:
+    """Set ``fut`` to ``then(*args)``, or to the exception it raised."""
+    try:
+        fut.set_result(then(*args))
+    except Exception as exc:
+        fut.set_exception(exc)
 
 
 class ModelProcess:
@@ -98,7 +87,7 @@ class ModelProcess:
         self.alive = True
         self.ready: asyncio.Future[None] = loop.create_future()
         loop.add_reader(self._recv_fd, self._on_readable)
-        self._send(_pack(served))
+        self._send(pack_frame(served))
 
     @classmethod
     async def start(
@@ -125,7 +114,7 @@ class ModelProcess:
         self._seq += 1
         fut: asyncio.Future[Any] = self._loop.create_future()
         self._waiting[self._seq] = (fut, then)
-        self._send(_pack((self._seq, rows)))
+        self._send(pack_frame((self._seq, rows)))
         return await fut
 
     def retire(self, grace_s: float = 5.0) -> None:
@@ -198,7 +187,7 @@ class ModelProcess:
                 self.ready.set_exception(ModelError(f"exit code {code}"))
             return
         self._in += chunk
-        for seq, labels, proba, error in _frames(self._in):
+        for seq, labels, proba, error in take_frames(self._in):
             if seq == _READY:
                 if not self.ready.done():
                     self.ready.set_result(None)
@@ -210,10 +199,7 @@ class ModelProcess:
             if error is not None:
                 fut.set_exception(ModelFailed(f"the model failed on this request: {error}"))
                 continue
-            try:
-                fut.set_result(then(labels, proba))
-            except Exception as exc:
-                fut.set_exception(exc)
+            settle(fut, then, labels, proba)
 
     def _fail(self, error: Exception) -> None:
         waiting, self._waiting = self._waiting, {}
@@ -248,13 +234,13 @@ def main(argv: list[str] | None = None) -> int:
                 buf += more
         os.set_blocking(in_fd, True)
         requests = []
-        for message in _frames(buf):
+        for message in take_frames(buf):
             if served is None:
                 served = message
                 gc.collect()
                 gc.freeze()  # the model lives as long as the worker: keep it out of full collections
                 try:
-                    write_all(out_fd, _pack((_READY, None, None, None)))
+                    write_all(out_fd, pack_frame((_READY, None, None, None)))
                 except OSError:
                     return 0
             else:
@@ -274,10 +260,10 @@ def _answer(
         labels, proba = predict(served, frame_of(rows, served.schema.features))
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        return [_pack((seq, None, None, message)) for seq, _ in requests]
+        return [pack_frame((seq, None, None, message)) for seq, _ in requests]
     out, start = [], 0
     for seq, batch in requests:
         end = start + len(batch)
-        out.append(_pack((seq, labels[start:end], None if proba is None else proba[start:end], None)))
+        out.append(pack_frame((seq, labels[start:end], None if proba is None else proba[start:end], None)))
         start = end
     return out

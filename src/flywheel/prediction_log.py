@@ -34,7 +34,6 @@ import collections
 import contextlib
 import json
 import os
-import pickle
 import subprocess
 import sys
 import threading
@@ -45,7 +44,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from flywheel import _log_writer
-from flywheel._log_writer import ACK, FRAME, connect
+from flywheel._log_writer import ACK, connect, pack_frame
 
 __all__ = [
     "LOG_NAME",
@@ -226,11 +225,7 @@ class PredictionLog:
         batch = [records] if isinstance(records, PredictionRecord | _Feedback) else list(records)
         if not batch:
             raise ValueError("submit: no records")
-        payload = pickle.dumps(
-            [("p" if isinstance(r, PredictionRecord) else "f", r.row()) for r in batch],
-            protocol=pickle.HIGHEST_PROTOCOL,
-        )
-        frame = FRAME.pack(len(payload)) + payload
+        frame = pack_frame([("p" if isinstance(r, PredictionRecord) else "f", r.row()) for r in batch])
         with self._send_lock:
             if self._stopped:
                 raise LogFull("the prediction log is closed")

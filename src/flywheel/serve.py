@@ -37,7 +37,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from flywheel.errors import FlywheelError, ModelError
 from flywheel.evaluate import align_proba
-from flywheel.model_process import ModelFailed, ModelProcess, ModelProcessGone
+from flywheel.model_process import ModelFailed, ModelProcess, ModelProcessGone, settle
 from flywheel.models import _importable
 from flywheel.prediction_log import LOG_NAME, LogFull, LogWriteError, PredictionLog, PredictionRecord
 from flywheel.project import Project
@@ -215,14 +215,6 @@ class _Metrics:
                 self.latency_count += 1
 
 
-def settle(fut: asyncio.Future[Any], then: Callable[..., Any], *args: Any) -> None:
-    """Set ``fut`` to ``then(*args)``, or to the exception it raised."""
-    try:
-        fut.set_result(then(*args))
-    except Exception as exc:
-        fut.set_exception(exc)
-
-
 class _Batcher:
     """Requests that arrive while the model is busy are predicted together, in one call.
 
@@ -387,13 +379,11 @@ class _State:
 
 def _store_signature(location: str | Path) -> tuple[tuple[int, int], ...] | None:
     """Modification times and sizes of a SQLite store's files (None for a database URL)."""
-    from flywheel.store import DB_NAME
+    from flywheel.store import store_file
 
-    if "://" in str(location):
+    path = store_file(location)
+    if path is None:
         return None
-    path = Path(location)
-    if path.suffix != ".db":
-        path = path / DB_NAME
     signature = []
     for file in (path, path.with_name(path.name + "-wal")):
         try:
@@ -434,6 +424,13 @@ def _validator(schema: Schema) -> Callable[[Any, str], dict[str, Any]]:
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Any:
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
+
+
+def _log_refused(exc: LogFull | LogWriteError) -> Any:
+    """503 with Retry-After: the log is behind (LogFull) or could not write (LogWriteError)."""
+    if isinstance(exc, LogFull):
+        return _error(503, f"{exc}; retry shortly", {"Retry-After": "1"})
+    return _error(503, f"the prediction log could not be written ({exc}); retry", {"Retry-After": "1"})
 
 
 def _acked(
@@ -533,13 +530,9 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
         fut, ack = _acked(asyncio.get_running_loop())
         try:
             submit(ack)
-        except LogFull as exc:
-            return _error(503, f"{exc}; retry shortly", {"Retry-After": "1"})
-        try:
             await fut
-        except Exception as exc:
-            message = f"the prediction log could not be written ({exc}); retry"
-            return _error(503, message, {"Retry-After": "1"})
+        except (LogFull, LogWriteError) as exc:
+            return _log_refused(exc)
         return None
 
     @app.post(
@@ -600,14 +593,11 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
             else:
                 out = await runner.predict(clean, logged)
             await committed
-        except LogFull as exc:
-            return _error(503, f"{exc}; retry shortly", {"Retry-After": "1"})
+        except (LogFull, LogWriteError) as exc:
+            return _log_refused(exc)
         except ModelProcessGone as exc:
             state.revive(runner)  # type: ignore[arg-type]
             return _error(503, f"{exc}; retry shortly", {"Retry-After": "1"})
-        except LogWriteError as exc:
-            message = f"the prediction log could not be written ({exc}); retry"
-            return _error(503, message, {"Retry-After": "1"})
         except ModelFailed as exc:
             return _error(500, str(exc))
         metrics.predictions += len(records)

@@ -56,6 +56,7 @@ __all__ = [
     "ScoreRow",
     "Store",
     "open_store",
+    "store_file",
 ]
 
 DB_NAME = "flywheel.db"
@@ -577,6 +578,14 @@ def _prepare(engine: Engine, location: str, create: bool) -> None:
             )
 
 
+def store_file(location: str | Path) -> Path | None:
+    """The SQLite file a store location means (a folder: its ``flywheel.db``); None for a URL."""
+    if "://" in str(location):
+        return None
+    path = Path(location)
+    return path if path.suffix == ".db" else path / DB_NAME
+
+
 def open_store(location: str | Path, *, create: bool = True) -> Store:
     """Open (and create or migrate) the store at a folder, a ``.db`` file or a database URL.
 
@@ -589,12 +598,10 @@ def open_store(location: str | Path, *, create: bool = True) -> Store:
         When the store was written by a newer flywheel, or is not a flywheel store.
     """
     text_loc = str(location)
-    if "://" in text_loc:
+    path = store_file(location)
+    if path is None:
         url, shown = text_loc, text_loc.split("@")[-1]
     else:
-        path = Path(location)
-        if path.suffix != ".db":
-            path = path / DB_NAME
         if not create and not path.exists():
             raise StoreError(f"{path}: no flywheel store here yet; run `flywheel run` first")
         path.parent.mkdir(parents=True, exist_ok=True)
