@@ -131,6 +131,87 @@ def test_on_an_event_loop_acks_come_on_the_loop_and_a_dead_writer_is_replaced(tm
     assert len(stored) >= outcomes.count("ok")
 
 
+@pytest.mark.parametrize("mode", ["durable", "fast"])
+def test_submissions_made_together_are_committed_together(tmp_path: Path, mode: str) -> None:
+    """What one model call answers is handed to the writer in one write: one commit, one fsync."""
+
+    async def scenario() -> tuple[list[int], list[int], int]:
+        loop = asyncio.get_running_loop()
+        log = PredictionLog(tmp_path / "p.db", loop=loop, mode=mode)  # type: ignore[arg-type]
+        done: list[int] = []
+        futures = [loop.create_future() for _ in range(8)]
+
+        def ack_for(i: int) -> Callable[[BaseException | None], None]:
+            def ack(error: BaseException | None) -> None:
+                assert error is None
+                done.append(i)
+                futures[i].set_result(None)
+
+            return ack
+
+        await _acked(log, loop, 100)  # the writer is up and has committed once
+        commits = log.commits
+        with log.together():
+            for i in range(8):
+                log.submit(_record(1000 + i), ack_for(i))
+            inside = list(done)  # nothing is acknowledged before the frames leave together()
+        await asyncio.gather(*futures)
+        await _acked(log, loop, 200)
+        log.close()
+        return inside, done, log.commits - commits
+
+    inside, done, commits = asyncio.run(scenario())
+    assert inside == [] and sorted(done) == list(range(8))
+    assert commits == 2  # the eight together, then the one after
+    conn = sqlite3.connect(tmp_path / "p.db")
+    assert conn.execute("SELECT count(*) FROM predictions").fetchone()[0] == 10
+    conn.close()
+
+
+async def _acked(log: PredictionLog, loop: asyncio.AbstractEventLoop, i: int) -> None:
+    fut: asyncio.Future[None] = loop.create_future()
+    log.submit(_record(i), lambda error: fut.set_result(None))
+    await fut
+    while log.depth:  # fast mode: acknowledged before the commit; wait for it too
+        await asyncio.sleep(0.01)
+
+
+def test_the_writer_asks_for_short_scheduler_slices(tmp_path: Path) -> None:
+    """A commit is short work a request waits for (Linux 6.12+: EEVDF honours a short slice)."""
+    sched = Path("/proc/thread-self/sched")
+    if not sched.exists() or "se.slice" not in sched.read_text():
+        pytest.skip("this kernel does not show scheduler slices")
+    log = PredictionLog(tmp_path / "p.db")
+    try:
+        log.submit(_record(1))
+        writer = log._writer
+        assert writer is not None
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _slice_ns(writer.proc.pid) != 100_000:
+            time.sleep(0.05)
+        assert _slice_ns(writer.proc.pid) == 100_000
+    finally:
+        log.close()
+    seen: list[tuple[bool, int | None]] = []
+
+    def asks() -> None:  # a thread of its own: the test runner's main thread keeps its slice
+        from flywheel._log_writer import short_slice
+
+        seen.append((short_slice(250_000), _slice_ns("thread-self")))
+
+    t = threading.Thread(target=asks)
+    t.start()
+    t.join()
+    assert seen == [(True, 250_000)]
+
+
+def _slice_ns(pid: int | str) -> int | None:
+    for line in Path(f"/proc/{pid}/sched").read_text().splitlines():
+        if line.startswith("se.slice"):
+            return int(float(line.split(":")[1]))
+    return None
+
+
 def test_retention_keeps_the_newest_rows(tmp_path: Path) -> None:
     log = PredictionLog(tmp_path / "p.db", retention_rows=100)
     done = threading.Event()

@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from flywheel._log_writer import pack_frame, take_frames, write_all
@@ -37,6 +38,7 @@ class ModelFailed(ModelError):
     """The model raised on a request's rows (HTTP 500 with the reason)."""
 
 
+Together = Callable[[], AbstractContextManager[Any]]
 _READY = -1  # the sequence number of the worker's "model loaded" answer
 
 
@@ -52,10 +54,17 @@ class ModelProcess:
     """One worker process serving one model, driven from an event loop (no threads)."""
 
     def __init__(
-        self, served: Any, loop: asyncio.AbstractEventLoop, search_path: list[str] | None = None
+        self,
+        served: Any,
+        loop: asyncio.AbstractEventLoop,
+        search_path: list[str] | None = None,
+        together: Together | None = None,
     ) -> None:
         self.served = served
         self.search_path = list(search_path or [])
+        # Around the callbacks of the requests one read answers (the log sends their records in one
+        # write: see PredictionLog.together).
+        self.together = together or contextlib.nullcontext
         self._loop = loop
         # The worker unpickles the model: modules it needs from the project folder must import there.
         env = dict(os.environ)
@@ -96,9 +105,10 @@ class ModelProcess:
         loop: asyncio.AbstractEventLoop,
         search_path: list[str] | None = None,
         timeout: float = 120.0,
+        together: Together | None = None,
     ) -> ModelProcess:
         """A worker with ``served`` loaded (raises ModelError when it cannot load it)."""
-        worker = cls(served, loop, search_path)
+        worker = cls(served, loop, search_path, together)
         try:
             await asyncio.wait_for(asyncio.shield(worker.ready), timeout)
         except (TimeoutError, ModelError) as exc:
@@ -187,19 +197,20 @@ class ModelProcess:
                 self.ready.set_exception(ModelError(f"exit code {code}"))
             return
         self._in += chunk
-        for seq, labels, proba, error in take_frames(self._in):
-            if seq == _READY:
-                if not self.ready.done():
-                    self.ready.set_result(None)
-                continue
-            waiting = self._waiting.pop(seq, None)
-            if waiting is None or waiting[0].done():
-                continue
-            fut, then = waiting
-            if error is not None:
-                fut.set_exception(ModelFailed(f"the model failed on this request: {error}"))
-                continue
-            settle(fut, then, labels, proba)
+        with self.together():
+            for seq, labels, proba, error in take_frames(self._in):
+                if seq == _READY:
+                    if not self.ready.done():
+                        self.ready.set_result(None)
+                    continue
+                waiting = self._waiting.pop(seq, None)
+                if waiting is None or waiting[0].done():
+                    continue
+                fut, then = waiting
+                if error is not None:
+                    fut.set_exception(ModelFailed(f"the model failed on this request: {error}"))
+                    continue
+                settle(fut, then, labels, proba)
 
     def _fail(self, error: Exception) -> None:
         waiting, self._waiting = self._waiting, {}
@@ -220,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     # When cores are short, the event loop and the log's writer (short, latency-bound wake-ups) go
     # before inference (long, throughput-bound calls) rather than queueing behind it.
     with contextlib.suppress(OSError, AttributeError):
-        os.nice(5)
+        os.nice(int(os.environ.get("MNICE", "5")))
+        if os.environ.get("MIDLE"):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     buf = bytearray()
     served = None
     while True:

@@ -38,7 +38,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -184,6 +184,9 @@ class PredictionLog:
         self._frames = 0  # frames sent to the current writer
         self._waiting = 0  # records sent and not yet acknowledged by the writer
         self._buffer = bytearray()  # frames the pipe had no room for (event-loop mode)
+        self._holding = False  # inside together(): frames wait in _held, sent at its end
+        self._held = bytearray()
+        self._held_fast: list[tuple[int, int, Ack]] = []  # fast-mode acks of the held frames
         self._stopped = False
         self._writer: _WriterProcess | None = None
         self._ack_thread: threading.Thread | None = None
@@ -243,6 +246,11 @@ class PredictionLog:
                 number = self._frames
                 self._waiting += len(batch)
                 self._pending.append((number, len(batch), ack if durable else None))
+            if self._holding:  # sent with the others at the end of together()
+                self._held += frame
+                if not durable and ack is not None:
+                    self._held_fast.append((number, len(batch), ack))
+                return
             try:
                 in_pipe = self._send(writer, frame)
             except OSError as exc:  # the writer is gone (its end of input is being handled)
@@ -252,14 +260,65 @@ class PredictionLog:
                         self._waiting -= len(batch)
                 raise LogFull(f"the prediction log's writer stopped ({exc.strerror}); retry") from None
             if not durable and ack is not None and not in_pipe:
-                # Fast mode answers once the writer holds the record; this one still waits in our
-                # buffer, which a killed service would lose, so it is acknowledged at its commit.
-                with self._state_lock:
-                    if self._pending and self._pending[-1][0] == number:
-                        self._pending[-1] = (number, len(batch), ack)
-                        ack = None
+                self._ack_at_commit([(number, len(batch), ack)])
+                ack = None
         if not durable and ack is not None:
             ack(None)
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """Submissions made inside reach the writer in one write, so it commits them in one
+        transaction (event-loop mode; elsewhere, and nested, this changes nothing).
+
+        Why: a model answers every request that waited for it at once, and each request then
+        submits its records. Written one by one, the writer wakes at the first, commits it alone,
+        and the others wait for that fsync before their own: the last of n waits n commits.
+        """
+        if self._loop is None or self._holding:
+            yield
+            return
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+            self._release()
+
+    def _release(self) -> None:
+        """Send the frames held by together(); settle what fast mode can settle now."""
+        settled: list[tuple[Ack, BaseException | None]] = []
+        with self._send_lock:
+            frames, self._held = bytes(self._held), bytearray()
+            fast, self._held_fast = self._held_fast, []
+            writer = self._writer
+            try:
+                if writer is None:
+                    raise OSError(0, "it exited")
+                in_pipe = self._send(writer, frames) if frames else True
+            except OSError as exc:
+                # The writer is gone; reading its end of output fails every wait still pending.
+                # Fast-mode acks are not pending there: they are told here.
+                gone = LogWriteError(f"the prediction log's writer stopped ({exc.strerror})")
+                settled = [(ack, gone) for _, _, ack in fast]
+            else:
+                if in_pipe:
+                    settled = [(ack, None) for _, _, ack in fast]
+                else:
+                    self._ack_at_commit(fast)
+        for ack, error in settled:
+            ack(error)
+
+    def _ack_at_commit(self, fast: list[tuple[int, int, Ack]]) -> None:
+        """Fast mode answers once the writer holds a record; these still wait in our buffer,
+        which a killed service would lose, so they are acknowledged at their commit instead."""
+        acks = {number: ack for number, _, ack in fast}
+        with self._state_lock:
+            for i in range(len(self._pending) - 1, -1, -1):
+                if not acks:
+                    break
+                number, n, _ = self._pending[i]
+                if number in acks:
+                    self._pending[i] = (number, n, acks.pop(number))
 
     def add_feedback(
         self, prediction_id: str, label: str, source: str, ack: Ack | None = None, origin: str = "traffic"

@@ -15,6 +15,7 @@ or wholly by the new one, and no request fails because of a reload.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import json
@@ -35,9 +36,10 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from flywheel._log_writer import short_slice
 from flywheel.errors import FlywheelError, ModelError
 from flywheel.evaluate import align_proba
-from flywheel.model_process import ModelFailed, ModelProcess, ModelProcessGone, settle
+from flywheel.model_process import ModelFailed, ModelProcess, ModelProcessGone, Together, settle
 from flywheel.models import _importable
 from flywheel.prediction_log import LOG_NAME, LogFull, LogWriteError, PredictionLog, PredictionRecord
 from flywheel.project import Project
@@ -223,11 +225,17 @@ class _Batcher:
     a request is predicted at once (no waiting window), so quiet-time latency is unchanged.
     """
 
-    def __init__(self, max_rows: int = 4096, between: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        max_rows: int = 4096,
+        between: Callable[[], bool] | None = None,
+        together: Together | None = None,
+    ) -> None:
         self.max_rows = max_rows
         # Run between model calls: True when it made other work ready (durable acknowledgements),
         # which then goes first — a model call can take milliseconds.
         self.between = between
+        self.together = together or contextlib.nullcontext  # around the callbacks of one call
         self._pending: list[tuple[Served, pd.DataFrame, asyncio.Future[Any], Callable[..., Any]]] = []
         self._busy = False
 
@@ -266,11 +274,13 @@ class _Batcher:
                                 g[2].set_exception(failed)
                         continue
                     start = 0
-                    for g in group:
-                        end = start + len(g[1])
-                        if not g[2].done():
-                            settle(g[2], g[3], labels[start:end], None if proba is None else proba[start:end])
-                        start = end
+                    with self.together():
+                        for g in group:
+                            end = start + len(g[1])
+                            if not g[2].done():
+                                part = None if proba is None else proba[start:end]
+                                settle(g[2], g[3], labels[start:end], part)
+                            start = end
         finally:
             self._busy = False
 
@@ -278,8 +288,16 @@ class _Batcher:
 class _State:
     """The served model (one reference, swapped whole) and the watcher that follows the alias."""
 
-    def __init__(self, project: Project, served: Served, options: ServeOptions, metrics: _Metrics) -> None:
+    def __init__(
+        self,
+        project: Project,
+        served: Served,
+        options: ServeOptions,
+        metrics: _Metrics,
+        together: Together | None = None,
+    ) -> None:
         self.project = project
+        self.together = together
         self.metrics = metrics
         # The model and the process that runs it, swapped together in one assignment.
         self.serving: tuple[Served, ModelProcess | None] = (served, None)
@@ -304,7 +322,8 @@ class _State:
     async def _runner(self, served: Served) -> ModelProcess | None:
         """A model process for ``served``; None (predict on the loop) when one cannot start."""
         try:
-            return await ModelProcess.start(served, asyncio.get_running_loop(), [str(self.project.root)])
+            loop = asyncio.get_running_loop()
+            return await ModelProcess.start(served, loop, [str(self.project.root)], together=self.together)
         except ModelError as exc:
             print(f"flywheel serve: {exc}; predicting on the event loop", file=sys.stderr, flush=True)
             return None
@@ -325,7 +344,9 @@ class _State:
         async def again() -> None:
             try:
                 loop = asyncio.get_running_loop()
-                fresh = await ModelProcess.start(runner.served, loop, runner.search_path)
+                fresh = await ModelProcess.start(
+                    runner.served, loop, runner.search_path, together=runner.together
+                )
                 if self.serving[1] is runner:
                     self.serving = (runner.served, fresh)
                 else:
@@ -456,10 +477,15 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
 
     opts = options or ServeOptions()
     metrics = _Metrics()  # this app's counters: two apps in one process count apart
-    state = _State(project, served, opts, metrics)
     log_path = opts.log_path or project.store_dir / LOG_NAME
     holder: dict[str, PredictionLog] = {}
-    batcher = _Batcher(between=lambda: "log" in holder and holder["log"].poll())
+
+    def together() -> contextlib.AbstractContextManager[Any]:
+        """The requests one model call answered submit their records in one write."""
+        return holder["log"].together() if "log" in holder else contextlib.nullcontext()
+
+    state = _State(project, served, opts, metrics, together)
+    batcher = _Batcher(between=lambda: "log" in holder and holder["log"].poll(), together=together)
 
     @asynccontextmanager
     async def lifespan(app: Any) -> Any:
@@ -845,6 +871,7 @@ def serve(
     )
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
     _settle_heap()
+    short_slice()  # the event loop's wake-ups are short and requests wait on them (see short_slice)
     uvicorn.Server(config).run(sockets=[sock])
 
 
