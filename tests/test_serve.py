@@ -310,6 +310,20 @@ def _children(pid: int) -> dict[int, str]:
     return found
 
 
+def test_a_numeric_model_is_served_through_the_fast_path(wine: Path) -> None:
+    from flywheel.serve import _frame, _predict, load_served
+
+    served = load_served(load_project(wine))
+    assert served.fast is not None  # numeric features, a column transformer in front
+    rows = _rows(40)
+    frame = _frame(rows, served.schema.features)
+    labels, proba = _predict(served, frame)
+    assert proba is not None
+    assert (labels == served.model.predict(frame)).all()
+    assert proba == pytest.approx(served.model.predict_proba(frame), abs=1e-12)
+    assert served.fast.checked == 40 and not served.fast.off
+
+
 def test_model_process_and_event_loop_agree_and_a_dead_model_process_is_replaced(wine: Path) -> None:
     rows = _rows(6, 40)
     on_loop = Server(wine, "--model-on-loop")

@@ -39,6 +39,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from flywheel._log_writer import short_slice
 from flywheel.errors import FlywheelError, ModelError
 from flywheel.evaluate import align_proba
+from flywheel.fast_path import FastPath, fast_path
 from flywheel.model_process import ModelFailed, ModelProcess, ModelProcessGone, Together, settle
 from flywheel.models import _importable
 from flywheel.prediction_log import LOG_NAME, LogFull, LogWriteError, PredictionLog, PredictionRecord
@@ -102,6 +103,8 @@ class Served:
     alias: str
     schema: Schema
     model_id: int
+    # The same model's predictions without the DataFrame overhead, when it applies (fast_path.py).
+    fast: FastPath | None = field(default=None, compare=False, repr=False)
 
 
 def load_served(project: Project, alias: str = "champion") -> Served:
@@ -136,8 +139,15 @@ def _load_entry(project: Project, entry: dict[str, Any], alias: str) -> Served:
         raise ModelError(f"{alias} {where}: the artifact is corrupt ({type(exc).__name__})") from None
     if not hasattr(model, "predict"):
         raise ModelError(f"{alias} {where}: the artifact is not a model (no predict)")
+    schema = _schema_for(project, path)
     return Served(
-        model, entry["name"], int(entry["version"]), alias, _schema_for(project, path), int(entry["id"])
+        model,
+        entry["name"],
+        int(entry["version"]),
+        alias,
+        schema,
+        int(entry["id"]),
+        fast_path(model, schema.features),
     )
 
 
@@ -780,15 +790,16 @@ def _argmax_consistent(model: Any) -> bool:
 def _predict(current: Served, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
     """Labels and class probabilities aligned to the schema's classes (one model call when it can)."""
     model = current.model
+    runner = current.fast or model  # the same predictions, faster where it applies
     classes = current.schema.classes
     if classes is None or not hasattr(model, "predict_proba"):
-        return np.asarray(model.predict(frame)), None
-    raw = np.asarray(model.predict_proba(frame), dtype=float)
+        return np.asarray(runner.predict(frame)), None
+    raw = np.asarray(runner.predict_proba(frame), dtype=float)
     model_classes = list(getattr(model, "classes_", classes))
     if _argmax_consistent(model):
         labels = np.asarray(model_classes)[np.argmax(raw, axis=1)]
     else:
-        labels = np.asarray(model.predict(frame))
+        labels = np.asarray(runner.predict(frame))
     return labels, align_proba(raw, model_classes, classes)
 
 
