@@ -358,6 +358,34 @@ def test_model_process_and_event_loop_agree_and_a_dead_model_process_is_replaced
         s.stop()
 
 
+def test_a_model_of_the_projects_own_class_trains_and_serves(tmp_path: Path) -> None:
+    """The class lives in the project folder: the ladder's workers, the artifact, the loader and
+    the model process must all find it there."""
+    (tmp_path / "house_models.py").write_text(
+        "from sklearn.linear_model import LogisticRegression\n\n\n"
+        "class HouseLogistic(LogisticRegression):\n"
+        '    """A team\'s own estimator."""\n'
+    )
+    path = write_project(
+        tmp_path,
+        WINE.replace("project: wine-serve", "project: house").split("models:")[0]
+        + "models:\n  - {name: house, estimator: house_models.HouseLogistic, params: {max_iter: 2000}}\n",
+    )
+    result = run(path, report=False)
+    house = next(e for e in result.evaluations if e.name == "house")
+    assert house.error is None, house.error  # was: PicklingError, import of module 'house_models' failed
+    promote("house", path, force=True)
+    s = Server(path)
+    try:
+        r = httpx.post(s.url + "/predict", json=_rows(1)[0], timeout=30)
+        assert r.status_code == 200 and r.json()["model"] == "house"
+        assert any("flywheel.model_process" in c for c in _children(s.proc.pid).values())
+        s.errors.seek(0)
+        assert "predicting on the event loop" not in s.errors.read()  # the worker imported it too
+    finally:
+        s.stop()
+
+
 def test_the_whole_loop_on_digits(tmp_path: Path) -> None:
     """serve → predict → feedback → mine → label → retrain → gate → promote → the service answers with v2."""
     path = write_project(tmp_path / "digits", DIGITS)

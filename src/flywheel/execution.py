@@ -73,8 +73,9 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _child(conn: Connection, payload: bytes, threads: int) -> None:
+def _child(conn: Connection, payload: bytes, threads: int, paths: Sequence[str] = ()) -> None:
     try:
+        sys.path[:0] = paths  # the project's own modules import here as they did in the parent
         from threadpoolctl import threadpool_limits
 
         task = cloudpickle.loads(payload)
@@ -111,7 +112,7 @@ def _context() -> Any:
 def ship_project_modules() -> None:
     """Send the project's own modules (rules, factories) by value with the tasks.
 
-    Another process or machine cannot import ``my_rules`` from the project folder.
+    Another machine cannot import ``my_rules`` from the project folder.
     """
     from flywheel.models import PROJECT_MODULES
 
@@ -119,6 +120,33 @@ def ship_project_modules() -> None:
         module = sys.modules.get(name)
         if module is not None:
             cloudpickle.register_pickle_by_value(module)
+
+
+def _project_module_paths() -> list[str]:
+    """The folders the project's own modules come from, for a local child to import them from.
+
+    Why by reference and not by value, as for a cluster: a class shipped by value is rebuilt in
+    the child as a class of its own, which plain pickle cannot then find under its module's name —
+    and a fitted model of a project's own class is pickled as the run's artifact. So local
+    children import the project's modules from where the parent did.
+    """
+    from flywheel.models import PROJECT_MODULES
+
+    registered = cloudpickle.list_registry_pickle_by_value()
+    paths: list[str] = []
+    for name in sorted(PROJECT_MODULES):
+        module = sys.modules.get(name)
+        file = getattr(module, "__file__", None)
+        if module is None or not file:
+            continue
+        if name in registered:  # a cluster run in this process shipped it by value
+            cloudpickle.unregister_pickle_by_value(module)
+        folder = os.path.dirname(os.path.abspath(file))
+        if os.path.basename(file) == "__init__.py":  # a package: its parent is what imports it
+            folder = os.path.dirname(folder)
+        if folder not in paths:
+            paths.append(folder)
+    return paths
 
 
 @dataclass
@@ -157,12 +185,14 @@ class LocalExecutor:
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
+        self._paths: list[str] = []
 
     def _start(self, index: int, task: Task) -> _Running:
         ctx = _context()
         parent, child = ctx.Pipe(duplex=False)
         threads = max(1, (os.cpu_count() or 1) // self.workers)
-        process = ctx.Process(target=_child, args=(child, cloudpickle.dumps(task), threads), daemon=True)
+        args = (child, cloudpickle.dumps(task), threads, self._paths)
+        process = ctx.Process(target=_child, args=args, daemon=True)
         with _main_module_hidden():
             process.start()
         child.close()
@@ -189,7 +219,7 @@ class LocalExecutor:
 
     def run(self, tasks: Sequence[Task], on_done: OnDone | None = None) -> list[Outcome]:
         """Run every task; outcomes come back in the tasks' order."""
-        ship_project_modules()
+        self._paths = _project_module_paths()
         outcomes: list[Outcome | None] = [None] * len(tasks)
         pending = list(enumerate(tasks))
         running: list[_Running] = []
