@@ -170,6 +170,48 @@ def test_submissions_made_together_are_committed_together(tmp_path: Path, mode: 
     conn.close()
 
 
+@pytest.mark.parametrize("mode", ["durable", "fast"])
+def test_frames_held_for_a_writer_that_died_are_not_sent_to_the_next(tmp_path: Path, mode: str) -> None:
+    async def scenario() -> tuple[dict[str, str], int]:
+        loop = asyncio.get_running_loop()
+        log = PredictionLog(tmp_path / "p.db", loop=loop, mode=mode)  # type: ignore[arg-type]
+        await _acked(log, loop, 1)
+        told: dict[str, str] = {}
+        futures: list[asyncio.Future[None]] = []
+
+        def ack_for(name: str) -> Callable[[BaseException | None], None]:
+            fut: asyncio.Future[None] = loop.create_future()
+            futures.append(fut)
+
+            def ack(error: BaseException | None) -> None:
+                told[name] = "ok" if error is None else type(error).__name__
+                fut.set_result(None)
+
+            return ack
+
+        with log.together():
+            log.submit(_record(2), ack_for("before"))
+            writer = log._writer
+            assert writer is not None
+            writer.proc.kill()
+            writer.proc.wait()
+            while writer.ack_fd >= 0:  # its end of output, read as the loop would
+                log.poll()
+            log.submit(_record(3), ack_for("after"))  # a new writer; record 2 is not sent to it
+        await asyncio.gather(*futures)
+        while log.depth:
+            await asyncio.sleep(0.01)
+        log.close()
+        return told, log.logged
+
+    told, logged = asyncio.run(scenario())
+    assert told == {"before": "LogWriteError", "after": "ok"}
+    conn = sqlite3.connect(tmp_path / "p.db")
+    assert {r[0] for r in conn.execute("SELECT id FROM predictions")} == {"p000001", "p000003"}
+    conn.close()
+    assert logged == 2
+
+
 async def _acked(log: PredictionLog, loop: asyncio.AbstractEventLoop, i: int) -> None:
     fut: asyncio.Future[None] = loop.create_future()
     log.submit(_record(i), lambda error: fut.set_result(None))

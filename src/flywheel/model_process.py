@@ -231,9 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     # When cores are short, the event loop and the log's writer (short, latency-bound wake-ups) go
     # before inference (long, throughput-bound calls) rather than queueing behind it.
     with contextlib.suppress(OSError, AttributeError):
-        os.nice(int(os.environ.get("MNICE", "5")))
-        if os.environ.get("MIDLE"):
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        os.nice(5)
     buf = bytearray()
     served = None
     while True:

@@ -237,6 +237,7 @@ class PredictionLog:
             if len(self._buffer) > _MAX_BUFFERED:
                 raise LogFull(f"the prediction log's writer is {len(self._buffer)} bytes behind")
             if self._writer is None:  # the last one died and every submission to it was told
+                self._drop_held()
                 self._start_writer()
             writer = self._writer
             assert writer is not None
@@ -307,6 +308,14 @@ class PredictionLog:
                     self._ack_at_commit(fast)
         for ack, error in settled:
             ack(error)
+
+    def _drop_held(self) -> None:
+        """Frames held for a writer that died are not sent to the next one (their numbers count
+        for the dead one); fast-mode acks among them are told, the others were by its end."""
+        self._held = bytearray()
+        fast, self._held_fast = self._held_fast, []
+        for _, _, ack in fast:
+            ack(LogWriteError("the prediction log's writer stopped"))
 
     def _ack_at_commit(self, fast: list[tuple[int, int, Ack]]) -> None:
         """Fast mode answers once the writer holds a record; these still wait in our buffer,
