@@ -59,3 +59,11 @@ def tabular_frame(n: int = 300, seed: int = 0) -> pd.DataFrame:
             "label": label,
         }
     )
+
+
+def slice_ns(pid: int | str) -> int | None:
+    """A process's (or ``thread-self``'s) scheduler slice in ns; None where Linux does not show it."""
+    for line in Path(f"/proc/{pid}/sched").read_text().splitlines():
+        if line.startswith("se.slice"):
+            return int(float(line.split(":")[1]))
+    return None

@@ -31,7 +31,7 @@ from flywheel.prediction_log import (
 from flywheel.project import load_project
 from flywheel.serve import Schema
 from flywheel.store import open_store
-from helpers import write_project
+from helpers import slice_ns, write_project
 
 
 def _record(i: int, row: dict | None = None) -> PredictionRecord:
@@ -231,9 +231,9 @@ def test_the_writer_asks_for_short_scheduler_slices(tmp_path: Path) -> None:
         writer = log._writer
         assert writer is not None
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _slice_ns(writer.proc.pid) != 100_000:
+        while time.monotonic() < deadline and slice_ns(writer.proc.pid) != 100_000:
             time.sleep(0.05)
-        assert _slice_ns(writer.proc.pid) == 100_000
+        assert slice_ns(writer.proc.pid) == 100_000
     finally:
         log.close()
     seen: list[tuple[bool, int | None]] = []
@@ -241,19 +241,12 @@ def test_the_writer_asks_for_short_scheduler_slices(tmp_path: Path) -> None:
     def asks() -> None:  # a thread of its own: the test runner's main thread keeps its slice
         from flywheel._log_writer import short_slice
 
-        seen.append((short_slice(250_000), _slice_ns("thread-self")))
+        seen.append((short_slice(250_000), slice_ns("thread-self")))
 
     t = threading.Thread(target=asks)
     t.start()
     t.join()
     assert seen == [(True, 250_000)]
-
-
-def _slice_ns(pid: int | str) -> int | None:
-    for line in Path(f"/proc/{pid}/sched").read_text().splitlines():
-        if line.startswith("se.slice"):
-            return int(float(line.split(":")[1]))
-    return None
 
 
 def test_retention_keeps_the_newest_rows(tmp_path: Path) -> None:

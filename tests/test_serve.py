@@ -26,7 +26,7 @@ from flywheel.pipeline import run
 from flywheel.prediction_log import LOG_NAME, read_feedback, read_predictions
 from flywheel.project import load_project
 from flywheel.store import open_store
-from helpers import FLYWHEEL, write_project
+from helpers import FLYWHEEL, slice_ns, write_project
 
 WINE = """\
 project: wine-serve
@@ -340,6 +340,8 @@ def test_model_process_and_event_loop_agree_and_a_dead_model_process_is_replaced
             assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-12)
         workers = [pid for pid, c in _children(s.proc.pid).items() if "flywheel.model_process" in c]
         assert len(workers) == 1
+        if slice_ns("self") is not None:  # Linux 6.6+ shows slices
+            assert slice_ns(s.proc.pid) == slice_ns(workers[0]) == 100_000  # asked for; inherited
         os.kill(workers[0], signal.SIGKILL)
         statuses = []
         deadline = time.monotonic() + 60

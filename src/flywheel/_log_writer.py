@@ -200,7 +200,8 @@ _SCHED_ATTR = struct.Struct("<IIQiIQQQ")  # size, policy, flags, nice, priority,
 
 
 def short_slice(ns: int = 100_000) -> bool:
-    """Ask the kernel to run the calling thread (and threads it starts) in slices of ``ns``.
+    """Ask the kernel to run the calling thread in slices of ``ns`` (threads and processes it
+    starts afterwards inherit this).
 
     Why: on a machine with few cores, a process that wakes for a tenth of a millisecond of work —
     the log's writer taking a record, the event loop taking an acknowledgement — can wait for the

@@ -882,7 +882,9 @@ def serve(
     )
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
     _settle_heap()
-    short_slice()  # the event loop's wake-ups are short and requests wait on them (see short_slice)
+    # The event loop's wake-ups are short and requests wait on them; the model process and the
+    # log's writer, started from here, inherit this (see short_slice).
+    short_slice()
     uvicorn.Server(config).run(sockets=[sock])
 
 
