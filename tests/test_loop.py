@@ -212,6 +212,41 @@ def test_frames_held_for_a_writer_that_died_are_not_sent_to_the_next(tmp_path: P
     assert logged == 2
 
 
+@pytest.mark.parametrize("mode", ["durable", "fast"])
+def test_on_an_event_loop_a_full_pipe_holds_frames_in_order(tmp_path: Path, mode: str) -> None:
+    """More than the pipe takes at once waits in the log and goes out as the writer reads: nothing
+    is lost, and fast mode acknowledges those records only at their commit."""
+
+    async def scenario() -> tuple[bool, list[int], int]:
+        loop = asyncio.get_running_loop()
+        log = PredictionLog(tmp_path / "p.db", loop=loop, mode=mode)  # type: ignore[arg-type]
+        done: list[int] = []
+        futures = [loop.create_future() for _ in range(300)]
+
+        def ack_for(i: int) -> Callable[[BaseException | None], None]:
+            def ack(error: BaseException | None) -> None:
+                assert error is None
+                done.append(i)
+                futures[i].set_result(None)
+
+            return ack
+
+        bulky = {"text": "x" * 20_000}  # 300 of these are 6 MB: more than the pipe holds
+        for i in range(300):
+            log.submit(_record(i, bulky), ack_for(i))
+        waited = log._out is not None and len(log._out.pending) > 0
+        await asyncio.gather(*futures)
+        log.close()
+        return waited, done, log.logged
+
+    waited, done, logged = asyncio.run(scenario())
+    assert waited and sorted(done) == list(range(300)) and logged == 300
+    conn = sqlite3.connect(tmp_path / "p.db")
+    ids = [r[0] for r in conn.execute("SELECT id FROM predictions ORDER BY rowid")]
+    conn.close()
+    assert ids == [f"p{i:06d}" for i in range(300)]  # in the order they were submitted
+
+
 async def _acked(log: PredictionLog, loop: asyncio.AbstractEventLoop, i: int) -> None:
     fut: asyncio.Future[None] = loop.create_future()
     log.submit(_record(i), lambda error: fut.set_result(None))

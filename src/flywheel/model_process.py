@@ -24,7 +24,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from flywheel._log_writer import pack_frame, take_frames, write_all
+from flywheel._log_writer import PipeOut, pack_frame, take_frames, write_all
 from flywheel.errors import ModelError
 
 __all__ = ["ModelFailed", "ModelProcess", "ModelProcessGone", "main", "settle"]
@@ -89,7 +89,7 @@ class ModelProcess:
             os.close(from_child)
         os.set_blocking(self._send_fd, False)
         os.set_blocking(self._recv_fd, False)
-        self._out = bytearray()
+        self._out = PipeOut(loop, self._send_fd)
         self._in = bytearray()
         self._seq = 0
         self._waiting: dict[int, tuple[asyncio.Future[Any], Callable[..., Any]]] = {}
@@ -161,29 +161,8 @@ class ModelProcess:
     # --- the pipes ---------------------------------------------------------------------------------
 
     def _send(self, data: bytes) -> None:
-        if not self._out:
-            try:
-                written = os.write(self._send_fd, data)
-            except BlockingIOError:
-                written = 0
-            except OSError:  # the worker is gone: its end of output says so
-                return
-            if written == len(data):
-                return
-            self._loop.add_writer(self._send_fd, self._flush)
-            data = data[written:]
-        self._out += data
-
-    def _flush(self) -> None:
-        try:
-            written = os.write(self._send_fd, self._out)
-        except BlockingIOError:
-            return
-        except OSError:
-            written = len(self._out)
-        del self._out[:written]
-        if not self._out:
-            self._loop.remove_writer(self._send_fd)
+        with contextlib.suppress(OSError):  # the worker is gone: its end of output says so
+            self._out.send(data)
 
     def _on_readable(self) -> None:
         try:

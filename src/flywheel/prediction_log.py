@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from flywheel import _log_writer
-from flywheel._log_writer import ACK, connect, pack_frame
+from flywheel._log_writer import ACK, PipeOut, connect, pack_frame
 
 __all__ = [
     "LOG_NAME",
@@ -183,7 +183,7 @@ class PredictionLog:
         self._pending: collections.deque[tuple[int, int, Ack | None]] = collections.deque()
         self._frames = 0  # frames sent to the current writer
         self._waiting = 0  # records sent and not yet acknowledged by the writer
-        self._buffer = bytearray()  # frames the pipe had no room for (event-loop mode)
+        self._out: PipeOut | None = None  # the writer's pipe, written from the loop (event-loop mode)
         self._holding = False  # inside together(): frames wait in _held, sent at its end
         self._held = bytearray()
         self._held_fast: list[tuple[int, int, Ack]] = []  # fast-mode acks of the held frames
@@ -206,6 +206,7 @@ class PredictionLog:
         if self._loop is not None:
             os.set_blocking(writer.send_fd, False)
             os.set_blocking(writer.ack_fd, False)
+            self._out = PipeOut(self._loop, writer.send_fd, self._send_lock)
             self._loop.add_reader(writer.ack_fd, self._on_acks, writer)
         else:
             self._ack_thread = threading.Thread(
@@ -234,8 +235,9 @@ class PredictionLog:
                 raise LogFull("the prediction log is closed")
             if self._waiting + len(batch) > self.queue_size:
                 raise LogFull(f"the prediction log's queue is full ({self.queue_size} records)")
-            if len(self._buffer) > _MAX_BUFFERED:
-                raise LogFull(f"the prediction log's writer is {len(self._buffer)} bytes behind")
+            behind = len(self._out.pending) if self._out is not None else 0
+            if behind > _MAX_BUFFERED:
+                raise LogFull(f"the prediction log's writer is {behind} bytes behind")
             if self._writer is None:  # the last one died and every submission to it was told
                 self._drop_held()
                 self._start_writer()
@@ -337,34 +339,10 @@ class PredictionLog:
 
     def _send(self, writer: _WriterProcess, frame: bytes) -> bool:
         """Write a frame to the writer's pipe; whether all of it is there (else it is buffered)."""
-        if self._loop is None:  # a blocking pipe: the caller waits while the writer catches up
-            view = memoryview(frame)
-            while view:
-                view = view[os.write(writer.send_fd, view) :]
+        if self._out is None:  # a blocking pipe: the caller waits while the writer catches up
+            _log_writer.write_all(writer.send_fd, frame)
             return True
-        if not self._buffer:
-            try:
-                written = os.write(writer.send_fd, frame)
-            except BlockingIOError:
-                written = 0
-            if written == len(frame):
-                return True
-            self._loop.add_writer(writer.send_fd, self._flush, writer)
-            frame = frame[written:]
-        self._buffer += frame
-        return False
-
-    def _flush(self, writer: _WriterProcess) -> None:
-        with self._send_lock:
-            try:
-                written = os.write(writer.send_fd, self._buffer)
-            except BlockingIOError:
-                return
-            except OSError:  # the writer is gone; its end of input is handled with the acks
-                written = len(self._buffer)
-            del self._buffer[:written]
-            if not self._buffer and self._loop is not None:
-                self._loop.remove_writer(writer.send_fd)
+        return self._out.send(frame)
 
     def poll(self) -> bool:
         """Settle what the writer has acknowledged so far, now; whether there was anything.
@@ -431,7 +409,8 @@ class PredictionLog:
         writer.close_send()
         if writer is not self._writer:
             return
-        self._buffer.clear()
+        if self._out is not None:
+            self._out.pending.clear()
         error = LogWriteError(f"the prediction log's writer stopped (exit code {code})")
         while self._pending:
             _, n, ack = self._pending.popleft()
@@ -453,9 +432,10 @@ class PredictionLog:
                 self._loop.remove_reader(writer.ack_fd)
                 self._loop.remove_writer(writer.send_fd)
                 os.set_blocking(writer.send_fd, True)
-                with contextlib.suppress(OSError):
-                    _log_writer.write_all(writer.send_fd, bytes(self._buffer))
-                self._buffer.clear()
+                if self._out is not None:
+                    with contextlib.suppress(OSError):
+                        _log_writer.write_all(writer.send_fd, bytes(self._out.pending))
+                    self._out.pending.clear()
             writer.close_send()  # end of input: the writer writes the rest, answers and exits
             if self._loop is not None:
                 os.set_blocking(writer.ack_fd, True)
