@@ -139,15 +139,7 @@ def test_submissions_made_together_are_committed_together(tmp_path: Path, mode: 
         loop = asyncio.get_running_loop()
         log = PredictionLog(tmp_path / "p.db", loop=loop, mode=mode)  # type: ignore[arg-type]
         done: list[int] = []
-        futures = [loop.create_future() for _ in range(8)]
-
-        def ack_for(i: int) -> Callable[[BaseException | None], None]:
-            def ack(error: BaseException | None) -> None:
-                assert error is None
-                done.append(i)
-                futures[i].set_result(None)
-
-            return ack
+        futures, ack_for = _successes(loop, 8, done)
 
         await _acked(log, loop, 100)  # the writer is up and has committed once
         commits = log.commits
@@ -221,15 +213,7 @@ def test_on_an_event_loop_a_full_pipe_holds_frames_in_order(tmp_path: Path, mode
         loop = asyncio.get_running_loop()
         log = PredictionLog(tmp_path / "p.db", loop=loop, mode=mode)  # type: ignore[arg-type]
         done: list[int] = []
-        futures = [loop.create_future() for _ in range(300)]
-
-        def ack_for(i: int) -> Callable[[BaseException | None], None]:
-            def ack(error: BaseException | None) -> None:
-                assert error is None
-                done.append(i)
-                futures[i].set_result(None)
-
-            return ack
+        futures, ack_for = _successes(loop, 300, done)
 
         bulky = {"text": "x" * 20_000}  # 300 of these are 6 MB: more than the pipe holds
         for i in range(300):
@@ -245,6 +229,23 @@ def test_on_an_event_loop_a_full_pipe_holds_frames_in_order(tmp_path: Path, mode
     ids = [r[0] for r in conn.execute("SELECT id FROM predictions ORDER BY rowid")]
     conn.close()
     assert ids == [f"p{i:06d}" for i in range(300)]  # in the order they were submitted
+
+
+def _successes(
+    loop: asyncio.AbstractEventLoop, n: int, done: list[int]
+) -> tuple[list[asyncio.Future[None]], Callable[[int], Callable[[BaseException | None], None]]]:
+    """Futures for n submissions, and the ack for submission i: it must succeed, and says so in done."""
+    futures: list[asyncio.Future[None]] = [loop.create_future() for _ in range(n)]
+
+    def ack_for(i: int) -> Callable[[BaseException | None], None]:
+        def ack(error: BaseException | None) -> None:
+            assert error is None
+            done.append(i)
+            futures[i].set_result(None)
+
+        return ack
+
+    return futures, ack_for
 
 
 async def _acked(log: PredictionLog, loop: asyncio.AbstractEventLoop, i: int) -> None:
