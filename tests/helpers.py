@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -67,3 +68,15 @@ def slice_ns(pid: int | str) -> int | None:
         if line.startswith("se.slice"):
             return int(float(line.split(":")[1]))
     return None
+
+
+class LoadsOnlyHere:
+    """A picklable stand-in for a model that cannot be loaded in any other process."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        if state["pid"] != os.getpid():
+            raise RuntimeError("this model loads only where it was made")
+        self.__dict__.update(state)

@@ -26,7 +26,7 @@ from flywheel.pipeline import run
 from flywheel.prediction_log import LOG_NAME, read_feedback, read_predictions
 from flywheel.project import load_project
 from flywheel.store import open_store
-from helpers import FLYWHEEL, slice_ns, write_project
+from helpers import FLYWHEEL, LoadsOnlyHere, slice_ns, write_project
 
 WINE = """\
 project: wine-serve
@@ -322,6 +322,25 @@ def test_a_numeric_model_is_served_through_the_fast_path(wine: Path) -> None:
     assert (labels == served.model.predict(frame)).all()
     assert proba == pytest.approx(served.model.predict_proba(frame), abs=1e-12)
     assert served.fast.checked == 40 and not served.fast.off
+
+
+def test_a_model_process_that_cannot_load_the_model_says_why_in_one_line(
+    wine: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+    import dataclasses
+
+    from flywheel.serve import ServeOptions, _Metrics, _State, load_served
+
+    project = load_project(wine)
+    served = dataclasses.replace(load_served(project), model=LoadsOnlyHere(), fast=None)
+    state = _State(project, served, ServeOptions(), _Metrics())
+    assert asyncio.run(state._runner(served)) is None  # the service goes on, predicting on its loop
+    err = capfd.readouterr().err
+    assert err.splitlines() == [
+        f"flywheel serve: logreg v{served.version}: the model process did not start (RuntimeError: "
+        "this model loads only where it was made); predicting on the event loop"
+    ]
 
 
 def test_model_process_and_event_loop_agree_and_a_dead_model_process_is_replaced(wine: Path) -> None:

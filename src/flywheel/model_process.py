@@ -180,7 +180,10 @@ class ModelProcess:
             for seq, labels, proba, error in take_frames(self._in):
                 if seq == _READY:
                     if not self.ready.done():
-                        self.ready.set_result(None)
+                        if error is None:
+                            self.ready.set_result(None)
+                        else:
+                            self.ready.set_exception(ModelError(error))
                     continue
                 waiting = self._waiting.pop(seq, None)
                 if waiting is None or waiting[0].done():
@@ -224,7 +227,14 @@ def main(argv: list[str] | None = None) -> int:
                 buf += more
         os.set_blocking(in_fd, True)
         requests = []
-        for message in take_frames(buf):
+        try:
+            messages = take_frames(buf)
+        except Exception as exc:  # the model does not load here: the service says why, in one line
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            with contextlib.suppress(OSError):
+                write_all(out_fd, pack_frame((_READY, None, None, reason)))
+            return 1
+        for message in messages:
             if served is None:
                 served = message
                 gc.collect()
