@@ -31,8 +31,9 @@ os.environ.setdefault("FLYWHEEL_BOOSTING", "sklearn")
 
 from flywheel.data import load_dataset, split_dataset
 from flywheel.execution import LocalExecutor
-from flywheel.pipeline import RunResult, run
+from flywheel.pipeline import run
 from flywheel.project import load_project
+from flywheel.results import RunResult
 
 
 def ladder(folder: Path, source: str, target: str, metric: str, workers: int) -> tuple[RunResult, float]:

@@ -218,7 +218,7 @@ def _p99_difference(mode: list[np.ndarray], anchor: list[np.ndarray], q: float =
 def _disk_commit_ms(folder: Path, n: int = 400) -> tuple[float, float]:
     """p50 and p99 of one-row commits (WAL, synchronous=FULL) on this disk, alone and unhurried:
     the floor under what a durable acknowledgement can cost."""
-    from flywheel._log_writer import connect
+    from flywheel.prediction_log import connect
 
     conn = connect(folder / "disk-anchor.db")
     times = []
@@ -241,8 +241,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds the seconds are cut into")
     parser.add_argument("--rate", type=float, default=200.0, help="requests/s for the latency comparison")
     args = parser.parse_args()
-    from flywheel.gate import promote
-    from flywheel.pipeline import run
+    from flywheel.pipeline import promote, run
 
     folder = Path(tempfile.mkdtemp(prefix="flywheel-serve-bench-"))
     (folder / "flywheel.yaml").write_text(PROJECT, encoding="utf-8")

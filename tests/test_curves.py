@@ -11,7 +11,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from flywheel.curves import (
+from flywheel.data import load_dataset, split_dataset
+from flywheel.diagnosis import (
     FAMILIES,
     Curve,
     CurvePoint,
@@ -22,10 +23,9 @@ from flywheel.curves import (
     read_history,
     select_family,
 )
-from flywheel.data import load_dataset, split_dataset
 from flywheel.errors import DataError, FlywheelError
+from flywheel.evaluation import Candidate
 from flywheel.metrics import parse_metric
-from flywheel.models import Candidate
 from flywheel.project import DataSpec
 
 ACCURACY = parse_metric("accuracy")

@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 from scipy.stats import false_discovery_control
 from sklearn.metrics import recall_score
 
-from flywheel.curves import Curve, CurvePoint
-from flywheel.diagnose import (
+from flywheel.diagnosis import (
     Action,
+    Curve,
+    CurvePoint,
     Finding,
     Level,
     benjamini_hochberg,
@@ -22,8 +23,7 @@ from flywheel.diagnose import (
     weak_classes,
     weak_segments,
 )
-from flywheel.humans import wilson_interval
-from flywheel.metrics import parse_metric
+from flywheel.metrics import parse_metric, wilson_interval
 
 ACCURACY = parse_metric("accuracy")
 RMSE = parse_metric("rmse")

@@ -17,10 +17,10 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
+from flywheel.baselines import tree_preprocessor
 from flywheel.data import ColumnKinds
-from flywheel.fast_path import FastPath, fast_path
-from flywheel.ladder import tree_preprocessor
-from flywheel.models import make_preprocessor
+from flywheel.evaluation import make_preprocessor
+from flywheel.serving import FastPath, fast_path
 
 
 def _wine(missing: float = 0.1) -> tuple[pd.DataFrame, pd.Series]:

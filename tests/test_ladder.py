@@ -10,13 +10,18 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from flywheel.baselines import (
+    KeywordRule,
+    OneFeatureLinear,
+    OneFeatureRule,
+    build_ladder,
+    measure_annotators,
+    need_ml,
+)
 from flywheel.data import load_dataset, split_dataset
 from flywheel.errors import DataError
-from flywheel.evaluate import evaluate
-from flywheel.heuristics import KeywordRule, OneFeatureLinear, OneFeatureRule
-from flywheel.humans import measure_annotators, wilson_interval
-from flywheel.ladder import build_ladder, need_ml
-from flywheel.metrics import parse_metric
+from flywheel.evaluation import evaluate
+from flywheel.metrics import parse_metric, wilson_interval
 from flywheel.pipeline import run
 from flywheel.project import load_project
 from helpers import tabular_frame, write_project

@@ -17,9 +17,10 @@ import pytest
 from sklearn.datasets import load_iris
 
 from flywheel.errors import DataError
-from flywheel.gate import promote
-from flywheel.loop import _select, expire_items, export_queue, import_labels, list_queue, mine
-from flywheel.pipeline import run
+from flywheel.evaluation import Schema
+from flywheel.loop import expire_items, export_queue, import_labels, list_queue, mine
+from flywheel.loop._loop import _select
+from flywheel.pipeline import promote, run
 from flywheel.prediction_log import (
     LOG_NAME,
     LogFull,
@@ -29,8 +30,7 @@ from flywheel.prediction_log import (
     read_feedback,
 )
 from flywheel.project import load_project
-from flywheel.serve import Schema
-from flywheel.store import open_store
+from flywheel.registry import open_store
 from helpers import slice_ns, write_project
 
 
@@ -275,7 +275,7 @@ def test_the_writer_asks_for_short_scheduler_slices(tmp_path: Path) -> None:
     seen: list[tuple[bool, int | None]] = []
 
     def asks() -> None:  # a thread of its own: the test runner's main thread keeps its slice
-        from flywheel._log_writer import short_slice
+        from flywheel.prediction_log import short_slice
 
         seen.append((short_slice(250_000), slice_ns("thread-self")))
 

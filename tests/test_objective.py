@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flywheel.errors import ProjectError
-from flywheel.evaluate import Evaluation
-from flywheel.objective import judge, make_objective, rank
+from flywheel.evaluation import Evaluation, judge, make_objective, rank
 from flywheel.project import ObjectiveSpec
 
 
@@ -160,7 +159,7 @@ def _weighted(**weights: float):  # type: ignore[no-untyped-def]
 
 
 def test_normalisation_puts_the_dummy_at_zero_and_the_ceiling_at_one() -> None:
-    from flywheel.objective import with_composite
+    from flywheel.evaluation import with_composite
 
     o = _weighted(accuracy=1, log_loss=1)
     dummy = _stage("dummy", "constant", 0.5, 0.69)
@@ -176,7 +175,7 @@ def test_normalisation_puts_the_dummy_at_zero_and_the_ceiling_at_one() -> None:
 
 
 def test_weights_decide_the_ranking_and_its_sensitivity_is_reported() -> None:
-    from flywheel.objective import weight_sensitivity, with_composite
+    from flywheel.evaluation import weight_sensitivity, with_composite
 
     evals = [
         _stage("dummy", "constant", 0.5, 0.69),

@@ -10,7 +10,7 @@ import pytest
 
 from flywheel.errors import FlywheelError, ModelError, ProjectError
 from flywheel.pipeline import run
-from flywheel.store import RunRow, open_store
+from flywheel.registry import RunRow, open_store
 from helpers import tabular_frame, write_project
 
 RULES = """

@@ -8,7 +8,7 @@ import pytest
 
 from flywheel.errors import ProjectError
 from flywheel.project import load_project, parse_project
-from flywheel.scaffold import init_text
+from flywheel.scoping import init_text
 
 BASE = """\
 project: p

@@ -14,13 +14,20 @@ import pandas as pd
 import pytest
 import yaml
 
-from flywheel.card import TO_WRITE, model_card
 from flywheel.errors import ProjectError
-from flywheel.lifecycle import PHASES, infer_phase, validate_move
 from flywheel.pipeline import run
 from flywheel.project import READINESS_ITEMS, load_project, parse_project
-from flywheel.scaffold import _DEMO
-from flywheel.scoping import _READINESS_ITEMS, assess, find_personal_data
+from flywheel.scoping import (
+    PHASES,
+    TO_WRITE,
+    assess,
+    find_personal_data,
+    infer_phase,
+    model_card,
+    validate_move,
+)
+from flywheel.scoping._scaffold import _DEMO
+from flywheel.scoping._scoping import _READINESS_ITEMS
 from helpers import IRIS_PROJECT, write_project
 
 CLI = Callable[..., subprocess.CompletedProcess[str]]

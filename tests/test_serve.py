@@ -21,11 +21,10 @@ import pytest
 from sklearn.datasets import load_digits, load_wine
 
 from flywheel.data import load_dataset, split_dataset
-from flywheel.gate import promote
-from flywheel.pipeline import run
+from flywheel.pipeline import promote, run
 from flywheel.prediction_log import LOG_NAME, read_feedback, read_predictions
 from flywheel.project import load_project
-from flywheel.store import open_store
+from flywheel.registry import open_store
 from helpers import FLYWHEEL, LoadsOnlyHere, slice_ns, write_project
 
 WINE = """\
@@ -311,7 +310,9 @@ def _children(pid: int) -> dict[int, str]:
 
 
 def test_a_numeric_model_is_served_through_the_fast_path(wine: Path) -> None:
-    from flywheel.serve import _frame, _predict, load_served
+    from flywheel.serving import load_served
+    from flywheel.serving._frames import _frame
+    from flywheel.serving._served import _predict
 
     served = load_served(load_project(wine))
     assert served.fast is not None  # numeric features, a column transformer in front
@@ -330,7 +331,8 @@ def test_a_model_process_that_cannot_load_the_model_says_why_in_one_line(
     import asyncio
     import dataclasses
 
-    from flywheel.serve import ServeOptions, _Metrics, _State, load_served
+    from flywheel.serving import ServeOptions, load_served
+    from flywheel.serving._app import _Metrics, _State
 
     project = load_project(wine)
     served = dataclasses.replace(load_served(project), model=LoadsOnlyHere(), fast=None)
@@ -357,7 +359,7 @@ def test_model_process_and_event_loop_agree_and_a_dead_model_process_is_replaced
         assert [p["prediction"] for p in got] == [p["prediction"] for p in expected]
         for a, b in zip(got, expected, strict=True):
             assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-12)
-        workers = [pid for pid, c in _children(s.proc.pid).items() if "flywheel.model_process" in c]
+        workers = [pid for pid, c in _children(s.proc.pid).items() if "flywheel.serving._model_process" in c]
         assert len(workers) == 1
         if slice_ns("self") is not None:  # Linux 6.6+ shows slices
             assert slice_ns(s.proc.pid) == slice_ns(workers[0]) == 100_000  # asked for; inherited
@@ -373,7 +375,7 @@ def test_model_process_and_event_loop_agree_and_a_dead_model_process_is_replaced
             assert "model process stopped" in r.json()["detail"]
             time.sleep(0.1)
         assert statuses[-1] == 200  # a new model process took over
-        replaced = [pid for pid, c in _children(s.proc.pid).items() if "flywheel.model_process" in c]
+        replaced = [pid for pid, c in _children(s.proc.pid).items() if "flywheel.serving._model_process" in c]
         assert len(replaced) == 1 and replaced[0] != workers[0]
     finally:
         s.stop()
@@ -400,7 +402,7 @@ def test_a_model_of_the_projects_own_class_trains_and_serves(tmp_path: Path) -> 
     try:
         r = httpx.post(s.url + "/predict", json=_rows(1)[0], timeout=30)
         assert r.status_code == 200 and r.json()["model"] == "house"
-        assert any("flywheel.model_process" in c for c in _children(s.proc.pid).values())
+        assert any("flywheel.serving._model_process" in c for c in _children(s.proc.pid).values())
         s.errors.seek(0)
         assert "predicting on the event loop" not in s.errors.read()  # the worker imported it too
     finally:

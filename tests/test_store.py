@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from flywheel import store as store_mod
 from flywheel.errors import StoreError
 from flywheel.pipeline import run
-from flywheel.store import SCHEMA_VERSION, EvaluationRow, RunRow, ScoreRow, open_store
+from flywheel.registry import SCHEMA_VERSION, EvaluationRow, RunRow, ScoreRow, open_store
+from flywheel.registry import _store as store_mod
 
 
 def test_fresh_store_is_wal_and_versioned(tmp_path: Path) -> None:

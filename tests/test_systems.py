@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from flywheel.systems import latency_differs, measure_latency, median_interval, peak_memory_mb
+from flywheel.evaluation import latency_differs, measure_latency, median_interval, peak_memory_mb
 
 
 class Fast:

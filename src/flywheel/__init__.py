@@ -10,16 +10,22 @@ True
 """
 
 from flywheel._version import __version__
-from flywheel.curves import Curve, Forecast, forecast, measure_curve
 from flywheel.data import Dataset, Split, load_dataset, split_dataset
-from flywheel.diagnose import Diagnosis, bias_variance, weak_segments
+from flywheel.diagnosis import (
+    Curve,
+    Diagnosis,
+    Forecast,
+    bias_variance,
+    forecast,
+    measure_curve,
+    weak_segments,
+)
 from flywheel.errors import DataError, FlywheelError, ModelError, ProjectError, StoreError
-from flywheel.evaluate import Evaluation, evaluate
-from flywheel.models import Candidate
-from flywheel.objective import Objective, Ranking, Verdict
-from flywheel.pipeline import RunResult, run
+from flywheel.evaluation import Candidate, Evaluation, Objective, Ranking, Verdict, evaluate
+from flywheel.pipeline import run
 from flywheel.project import Project, load_project, parse_project
-from flywheel.store import Store, open_store
+from flywheel.registry import Store, open_store
+from flywheel.results import RunResult
 
 __all__ = [
     "Candidate",

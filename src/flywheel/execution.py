@@ -114,7 +114,7 @@ def ship_project_modules() -> None:
 
     Another machine cannot import ``my_rules`` from the project folder.
     """
-    from flywheel.models import PROJECT_MODULES
+    from flywheel.project import PROJECT_MODULES
 
     for name in sorted(PROJECT_MODULES):
         module = sys.modules.get(name)
@@ -130,7 +130,7 @@ def _project_module_paths() -> list[str]:
     and a fitted model of a project's own class is pickled as the run's artifact. So local
     children import the project's modules from where the parent did.
     """
-    from flywheel.models import PROJECT_MODULES
+    from flywheel.project import PROJECT_MODULES
 
     registered = cloudpickle.list_registry_pickle_by_value()
     paths: list[str] = []

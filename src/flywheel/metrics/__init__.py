@@ -19,6 +19,8 @@ from flywheel.metrics._registry import (
     metric_names,
     parse_metric,
 )
+from flywheel.metrics._statistics import wilson_interval
+from flywheel.metrics._systems import SYSTEMS_METRICS, SystemsMetric
 
 __all__ = [
     "Accumulator",
@@ -30,7 +32,9 @@ __all__ = [
     "Metric",
     "MetricRef",
     "REGRESSION",
+    "SYSTEMS_METRICS",
     "Scores",
+    "SystemsMetric",
     "compare",
     "get_metric",
     "is_metric",
@@ -38,4 +42,5 @@ __all__ = [
     "parse_metric",
     "prepare",
     "score",
+    "wilson_interval",
 ]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import sparse
+from scipy.special import ndtri
 
 from flywheel.metrics._cells import CellFn, Cells, joint_cells, unique_rows
 from flywheel.metrics._confusion import confusion_counts, label_metric
@@ -21,6 +23,7 @@ __all__ = [
     "confusion_spec",
     "rank_key_counts",
     "row_keys",
+    "wilson_interval",
 ]
 
 ECE_BINS = 15
@@ -229,3 +232,25 @@ def build_cells(ref: MetricRef, p: Prepared, *, bins: int | None = None) -> Cell
     if family == "ranking":
         return _ranking(ref, p, bins)
     return _keyed(ref, p)
+
+
+_Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion.
+
+    Examples
+    --------
+    >>> low, high = wilson_interval(49, 50)
+    >>> round(low, 3), round(high, 3)
+    (0.895, 0.996)
+    """
+    if n <= 0:
+        raise ValueError(f"n must be positive; got {n}")
+    z = _Z95 if confidence == 0.95 else float(ndtri(0.5 + confidence / 2))
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -1,0 +1,103 @@
+"""Evaluation: any model, rule or predictions file scored on valid and test with intervals, its
+systems metrics (latency, size, memory), the objective that ranks them and the verdict against the
+target, and artifacts, the one place that saves, loads and describes a fitted model (used by the
+run, the gate, serving and retraining).
+"""
+
+from flywheel.evaluation._artifacts import (
+    LoadedModel,
+    Schema,
+    load_model,
+    plain_value,
+    predict_with_scores,
+    read_schema,
+    save_artifact,
+    schema_of,
+)
+from flywheel.evaluation._candidates import (
+    PROBA_PREFIX,
+    Candidate,
+    fill_text,
+    make_preprocessor,
+    resolve_candidates,
+    resolve_rule,
+    with_preprocessing,
+)
+from flywheel.evaluation._evaluate import (
+    SPLITS,
+    Evaluation,
+    align_proba,
+    class_scores,
+    compare_evaluations,
+    evaluate,
+    predict_rows,
+    scored_splits,
+)
+from flywheel.evaluation._objective import (
+    COMPOSITE,
+    Objective,
+    Ranking,
+    Standing,
+    Verdict,
+    Violation,
+    distinguish,
+    judge,
+    make_objective,
+    normalise,
+    rank,
+    weight_sensitivity,
+    with_composite,
+)
+from flywheel.evaluation._systems import (
+    BATCH_SIZES,
+    latency_differs,
+    measure_latency,
+    median_interval,
+    peak_memory_mb,
+    serialized_size_mb,
+)
+
+__all__ = [
+    "BATCH_SIZES",
+    "COMPOSITE",
+    "Candidate",
+    "Evaluation",
+    "LoadedModel",
+    "Objective",
+    "PROBA_PREFIX",
+    "Ranking",
+    "SPLITS",
+    "Schema",
+    "Standing",
+    "Verdict",
+    "Violation",
+    "align_proba",
+    "class_scores",
+    "compare_evaluations",
+    "distinguish",
+    "evaluate",
+    "fill_text",
+    "judge",
+    "latency_differs",
+    "load_model",
+    "make_objective",
+    "make_preprocessor",
+    "measure_latency",
+    "median_interval",
+    "normalise",
+    "peak_memory_mb",
+    "plain_value",
+    "predict_rows",
+    "predict_with_scores",
+    "rank",
+    "read_schema",
+    "resolve_candidates",
+    "resolve_rule",
+    "save_artifact",
+    "schema_of",
+    "scored_splits",
+    "serialized_size_mb",
+    "weight_sensitivity",
+    "with_composite",
+    "with_preprocessing",
+]

@@ -1,0 +1,174 @@
+"""Artifacts: the one place that saves, loads and describes a fitted model.
+
+A run, a retrain, the gate and the service all meet a fitted model as a file under
+``.flywheel/models/NAME/vN.pkl`` with its input schema beside it (``vN.schema.json``), so the
+service checks requests without reading the training data. Saving is atomic (a reader never
+sees half a file); loading imports the project folder's modules, because a model may be an
+instance of a class the team wrote there, and fails with one line naming the artifact.
+:func:`predict_with_scores` is how every one of them predicts: labels and class
+probabilities aligned to the schema's classes, in one model call where the final estimator's
+``predict`` is the argmax of its ``predict_proba``.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flywheel.errors import ModelError
+from flywheel.evaluation._evaluate import align_proba
+from flywheel.project import Project, importable
+
+__all__ = [
+    "LoadedModel",
+    "Schema",
+    "load_model",
+    "plain_value",
+    "predict_with_scores",
+    "read_schema",
+    "save_artifact",
+    "schema_of",
+]
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The training schema: feature columns with their kinds, the task and the classes."""
+
+    features: dict[str, str]  # column -> numeric | categorical | text
+    task: str
+    classes: list[Any] | None
+    target: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "features": self.features,
+            "task": self.task,
+            "classes": None if self.classes is None else [plain_value(c) for c in self.classes],
+            "target": self.target,
+        }
+
+
+def plain_value(v: Any) -> Any:
+    """A numpy scalar as the Python value JSON can hold (anything else as it is)."""
+    return v.item() if hasattr(v, "item") else v
+
+
+def schema_of(ds: Any) -> Schema:
+    """The schema of a loaded :class:`~flywheel.data.Dataset`."""
+    kinds = {c: "numeric" for c in ds.columns.numeric}
+    kinds |= {c: "categorical" for c in ds.columns.categorical}
+    kinds |= {c: "text" for c in ds.columns.text}
+    features = {c: kinds[c] for c in ds.columns.features}
+    classes = None if ds.classes is None else [plain_value(c) for c in ds.classes]
+    return Schema(features, ds.task, classes, ds.target)
+
+
+def save_artifact(path: Path, blob: bytes, ds: Any) -> None:
+    """Write a model artifact atomically (a reader never sees half of one) with its schema beside it:
+    the schema :func:`load_model` checks requests against, without reading the training data."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(path)
+    path.with_suffix(".schema.json").write_text(
+        json.dumps(schema_of(ds).to_dict(), default=str), encoding="utf-8"
+    )
+
+
+def read_schema(project: Project, artifact: Path) -> Schema:
+    sidecar = artifact.with_suffix(".schema.json")
+    if sidecar.exists():
+        raw = json.loads(sidecar.read_text(encoding="utf-8"))
+        return Schema(raw["features"], raw["task"], raw["classes"], raw["target"])
+    from flywheel.data import load_dataset  # an artifact saved before schemas were: read the data
+
+    return schema_of(load_dataset(project.data, project.root))
+
+
+# Final estimators whose predict() is the argmax of predict_proba(): one call gives both.
+_ARGMAX_MODULES = (
+    "sklearn.linear_model",
+    "sklearn.ensemble",
+    "sklearn.tree",
+    "sklearn.neighbors",
+    "sklearn.naive_bayes",
+    "sklearn.discriminant_analysis",
+    "sklearn.neural_network",
+    "sklearn.dummy",
+)
+
+
+def _final_step(model: Any) -> Any:
+    steps = getattr(model, "steps", None)
+    return _final_step(steps[-1][1]) if steps else model
+
+
+def _argmax_consistent(model: Any) -> bool:
+    final = _final_step(model)
+    module = type(final).__module__
+    return module.startswith(_ARGMAX_MODULES) and type(final).__name__ != "SGDClassifier"
+
+
+def predict_with_scores(
+    model: Any, frame: pd.DataFrame, classes: list[Any] | None, runner: Any = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Labels and class probabilities aligned to ``classes`` (one model call when it can).
+
+    ``runner`` predicts in the model's stead when given: the same predictions, faster (the
+    service's fast path for numeric pipelines).
+    """
+    runner = runner or model
+    if classes is None or not hasattr(model, "predict_proba"):
+        return np.asarray(runner.predict(frame)), None
+    raw = np.asarray(runner.predict_proba(frame), dtype=float)
+    model_classes = list(getattr(model, "classes_", classes))
+    if _argmax_consistent(model):
+        labels = np.asarray(model_classes)[np.argmax(raw, axis=1)]
+    else:
+        labels = np.asarray(runner.predict(frame))
+    return labels, align_proba(raw, model_classes, classes)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A saved model version, loaded, with the schema it answers for."""
+
+    model: Any
+    name: str
+    version: int
+    alias: str
+    schema: Schema
+    model_id: int
+
+
+def load_model(project: Project, entry: dict[str, Any], alias: str) -> LoadedModel:
+    """The model a registry entry (``path``, ``name``, ``version``, ``id``) points at, checked.
+
+    Raises
+    ------
+    ModelError
+        One line naming the alias and the artifact, when it cannot be read, is corrupt or is
+        not a model.
+    """
+    path = Path(entry["path"])
+    where = f"{entry['name']} v{entry['version']} ({path})"
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{alias} {where}: the artifact cannot be read: {exc.strerror or exc}") from None
+    try:
+        with importable(project.root):  # a model may use modules from the project's folder
+            model = pickle.loads(blob)
+    except Exception as exc:
+        raise ModelError(f"{alias} {where}: the artifact is corrupt ({type(exc).__name__})") from None
+    if not hasattr(model, "predict"):
+        raise ModelError(f"{alias} {where}: the artifact is not a model (no predict)")
+    return LoadedModel(model, entry["name"], int(entry["version"]), alias, read_schema(project, path), int(entry["id"]))

@@ -1,0 +1,29 @@
+"""The data loop: mining logged predictions into the review queue, the queue itself (list, label,
+export, import) and retraining on the labels it gained.
+"""
+
+from flywheel.loop._loop import (
+    QueueItem,
+    Retrained,
+    expire_items,
+    export_queue,
+    import_labels,
+    label_item,
+    list_queue,
+    mine,
+    next_item,
+    retrain,
+)
+
+__all__ = [
+    "QueueItem",
+    "Retrained",
+    "expire_items",
+    "export_queue",
+    "import_labels",
+    "label_item",
+    "list_queue",
+    "mine",
+    "next_item",
+    "retrain",
+]

@@ -1,0 +1,16 @@
+"""The main job, ``flywheel run``: project -> data -> ladder + candidates -> objective -> diagnosis ->
+scoping -> store and report; and the gate and promotion, which rerun it to judge a candidate.
+"""
+
+from flywheel.pipeline._gate import gate, promote
+from flywheel.pipeline._run import Plan, Progress, default_metrics, plan, run
+
+__all__ = [
+    "Plan",
+    "Progress",
+    "default_metrics",
+    "gate",
+    "plan",
+    "promote",
+    "run",
+]

@@ -1,0 +1,48 @@
+"""The prediction log: one writer process group-commits predictions and feedback to SQLite; the
+service sends it records through a pipe, and mining, retraining and reports read the file.
+
+It sits below serving and the loop (both use it) and imports nothing of flywheel: the writer runs
+as a script of its own, started in a fraction of a second when the service needs a new one.
+"""
+
+from flywheel.prediction_log._log import (
+    LOG_NAME,
+    LogFull,
+    LogWriteError,
+    PredictionLog,
+    PredictionRecord,
+    read_feedback,
+    read_predictions,
+)
+from flywheel.prediction_log._writer import (
+    ACK,
+    FRAME,
+    SCHEMA,
+    PipeOut,
+    connect,
+    main,
+    pack_frame,
+    short_slice,
+    take_frames,
+    write_all,
+)
+
+__all__ = [
+    "ACK",
+    "FRAME",
+    "LOG_NAME",
+    "LogFull",
+    "LogWriteError",
+    "PipeOut",
+    "PredictionLog",
+    "PredictionRecord",
+    "SCHEMA",
+    "connect",
+    "main",
+    "pack_frame",
+    "read_feedback",
+    "read_predictions",
+    "short_slice",
+    "take_frames",
+    "write_all",
+]

@@ -1,0 +1,513 @@
+"""The durable prediction log: every prediction and every feedback label, group-committed.
+
+A service must not answer faster than it can remember. Each submission goes to one writer —
+a process of its own (:mod:`flywheel.prediction_log._writer`), so it never competes with the request path
+for the interpreter lock — which takes everything waiting (up to ``batch`` records), writes it in
+one transaction and commits: one fsync for the whole group. Only then is each request told its
+records are durable. So the cost of durability is shared by every request that arrived during
+the previous commit, and throughput grows with load instead of collapsing.
+
+- ``durable`` mode (the default) acknowledges a prediction only after its commit; the
+  database runs in WAL mode with ``synchronous=FULL``, so an acknowledged record survives the
+  service being killed and the machine losing power.
+- ``fast`` mode acknowledges as soon as the record is handed to the writer (documented
+  trade-off: a power cut loses what the writer had not committed; a killed *service* loses
+  nothing, because the writer outlives it long enough to write what it was sent).
+- At most ``queue_size`` records wait for the writer; past that :meth:`PredictionLog.submit`
+  raises :class:`LogFull` and the service answers 503 with ``Retry-After``. ``dropped`` counts
+  records lost (only a failed write can raise it, and the requests concerned are told).
+- Retention (rows, days) is applied by the writer between batches, so the log cannot fill a disk.
+- If the writer dies, waiting requests are told so and the next submission starts a new one.
+
+Given an event loop, acknowledgements are read and run on the loop itself (no thread hand-off);
+without one, a small thread runs them.
+
+Written on :mod:`sqlite3` directly rather than through SQLAlchemy: the writer's hot path is
+one ``executemany`` per batch, and the ORM would triple its cost. The file is its own
+database (``.flywheel/predictions.db``) so serving never contends with the run store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import flywheel.prediction_log._writer as _writer
+from flywheel.prediction_log._writer import ACK, PipeOut, connect, pack_frame
+
+__all__ = [
+    "LOG_NAME",
+    "LogFull",
+    "LogWriteError",
+    "PredictionLog",
+    "PredictionRecord",
+    "read_feedback",
+    "read_predictions",
+]
+
+LOG_NAME = "predictions.db"
+Ack = Callable[[BaseException | None], None]
+_MAX_BUFFERED = 64 << 20  # bytes waiting for the writer's pipe before submissions are refused
+
+
+class LogFull(Exception):
+    """The writer is behind (or gone): the caller should retry later (HTTP 503, Retry-After)."""
+
+
+class LogWriteError(Exception):
+    """The writer could not make these records durable."""
+
+
+@dataclass(frozen=True)
+class PredictionRecord:
+    """One logged prediction."""
+
+    id: str
+    at: float
+    model: str
+    version: int
+    input: dict[str, Any]
+    prediction: Any
+    probabilities: dict[str, float] | None
+    latency_ms: float
+
+    def row(self) -> tuple[Any, ...]:
+        return (
+            self.id,
+            self.at,
+            self.model,
+            self.version,
+            json.dumps(self.input, default=str),
+            json.dumps(self.prediction, default=str),
+            None if self.probabilities is None else json.dumps(self.probabilities),
+            self.latency_ms,
+        )
+
+
+@dataclass(frozen=True)
+class _Feedback:
+    prediction_id: str
+    label: str
+    source: str
+    at: float
+    origin: str = "traffic"
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.prediction_id, self.label, self.source, self.at, self.origin)
+
+
+class _WriterProcess:
+    """The writer's process and the two pipes to it."""
+
+    def __init__(self, path: Path, batch: int, rows: int | None, days: float | None) -> None:
+        to_child, self.send_fd = os.pipe()
+        self.ack_fd, from_child = os.pipe()
+        for fd in (self.send_fd, self.ack_fd):
+            with contextlib.suppress(OSError, AttributeError, ImportError):  # Linux: more room in flight
+                import fcntl
+
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+        try:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-I",
+                    _writer.__file__,
+                    str(to_child),
+                    str(from_child),
+                    str(path),
+                    str(batch),
+                    "-" if rows is None else str(rows),
+                    "-" if days is None else str(days),
+                ],
+                pass_fds=(to_child, from_child),
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            os.close(to_child)
+            os.close(from_child)
+
+    def close_send(self) -> None:
+        """End the writer's input (once): it writes what it has and exits."""
+        fd, self.send_fd = self.send_fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def close_acks(self) -> None:
+        fd, self.ack_fd = self.ack_fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
+class PredictionLog:
+    """Submissions go to one group-committing writer process; acknowledgements come back in order."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        mode: Literal["durable", "fast"] = "durable",
+        queue_size: int = 10_000,
+        batch: int = 1_000,
+        retention_rows: int | None = None,
+        retention_days: float | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.path = path
+        self.mode = mode
+        self.queue_size = queue_size
+        self.batch = batch
+        self.retention_rows = retention_rows
+        self.retention_days = retention_days
+        self.logged = 0
+        self.feedback = 0
+        self.dropped = 0  # records lost: only a write error can raise it, and it is reported
+        self.commits = 0
+        self._loop = loop
+        self._reader = connect(path)  # creates the file and tables: a bad path fails here, at once
+        self._reader_lock = threading.Lock()
+        self._send_lock = threading.Lock()  # frames reach the pipe in the order they were numbered
+        self._state_lock = threading.Lock()  # the waiting list and the counters
+        self._pending: collections.deque[tuple[int, int, Ack | None]] = collections.deque()
+        self._frames = 0  # frames sent to the current writer
+        self._waiting = 0  # records sent and not yet acknowledged by the writer
+        self._out: PipeOut | None = None  # the writer's pipe, written from the loop (event-loop mode)
+        self._holding = False  # inside together(): frames wait in _held, sent at its end
+        self._held = bytearray()
+        self._held_fast: list[tuple[int, int, Ack]] = []  # fast-mode acks of the held frames
+        self._stopped = False
+        self._writer: _WriterProcess | None = None
+        self._ack_thread: threading.Thread | None = None
+        self._start_writer()
+
+    # --- the writer -----------------------------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        """Records waiting for the writer."""
+        return self._waiting
+
+    def _start_writer(self) -> None:
+        writer = _WriterProcess(self.path, self.batch, self.retention_rows, self.retention_days)
+        self._writer, self._frames, self._acks = writer, 0, bytearray()
+        self._base = (self.logged, self.feedback, self.commits, self.dropped)
+        if self._loop is not None:
+            os.set_blocking(writer.send_fd, False)
+            os.set_blocking(writer.ack_fd, False)
+            self._out = PipeOut(self._loop, writer.send_fd, self._send_lock)
+            self._loop.add_reader(writer.ack_fd, self._on_acks, writer)
+        else:
+            self._ack_thread = threading.Thread(
+                target=self._read_acks, args=(writer,), name="flywheel-log-acks", daemon=True
+            )
+            self._ack_thread.start()
+
+    def submit(self, records: PredictionRecord | _Feedback | Sequence[Any], ack: Ack | None = None) -> None:
+        """Hand records to the writer; ``ack(None)`` runs once all are durable (``ack(error)`` if not).
+
+        In ``fast`` mode ``ack(None)`` runs at once. With an event loop, acknowledgements run on
+        the loop's thread; without one, on the log's acknowledgement thread.
+
+        Raises
+        ------
+        LogFull
+            When ``queue_size`` records already wait for the writer, or the log is closed
+            (nothing was handed over).
+        """
+        batch = [records] if isinstance(records, PredictionRecord | _Feedback) else list(records)
+        if not batch:
+            raise ValueError("submit: no records")
+        frame = pack_frame([("p" if isinstance(r, PredictionRecord) else "f", r.row()) for r in batch])
+        with self._send_lock:
+            if self._stopped:
+                raise LogFull("the prediction log is closed")
+            if self._waiting + len(batch) > self.queue_size:
+                raise LogFull(f"the prediction log's queue is full ({self.queue_size} records)")
+            behind = len(self._out.pending) if self._out is not None else 0
+            if behind > _MAX_BUFFERED:
+                raise LogFull(f"the prediction log's writer is {behind} bytes behind")
+            if self._writer is None:  # the last one died and every submission to it was told
+                self._drop_held()
+                self._start_writer()
+            writer = self._writer
+            assert writer is not None
+            durable = self.mode == "durable"
+            with self._state_lock:
+                self._frames += 1
+                number = self._frames
+                self._waiting += len(batch)
+                self._pending.append((number, len(batch), ack if durable else None))
+            if self._holding:  # sent with the others at the end of together()
+                self._held += frame
+                if not durable and ack is not None:
+                    self._held_fast.append((number, len(batch), ack))
+                return
+            try:
+                in_pipe = self._send(writer, frame)
+            except OSError as exc:  # the writer is gone (its end of input is being handled)
+                with self._state_lock:
+                    if self._pending and self._pending[-1][0] == number:
+                        self._pending.pop()
+                        self._waiting -= len(batch)
+                raise LogFull(f"the prediction log's writer stopped ({exc.strerror}); retry") from None
+            if not durable and ack is not None and not in_pipe:
+                self._ack_at_commit([(number, len(batch), ack)])
+                ack = None
+        if not durable and ack is not None:
+            ack(None)
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """Submissions made inside reach the writer in one write, so it commits them in one
+        transaction (event-loop mode; elsewhere, and nested, this changes nothing).
+
+        Why: a model answers every request that waited for it at once, and each request then
+        submits its records. Written one by one, the writer wakes at the first, commits it alone,
+        and the others wait for that fsync before their own: the last of n waits n commits.
+        """
+        if self._loop is None or self._holding:
+            yield
+            return
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
+            self._release()
+
+    def _release(self) -> None:
+        """Send the frames held by together(); settle what fast mode can settle now."""
+        settled: list[tuple[Ack, BaseException | None]] = []
+        with self._send_lock:
+            frames, self._held = bytes(self._held), bytearray()
+            fast, self._held_fast = self._held_fast, []
+            writer = self._writer
+            try:
+                if writer is None:
+                    raise OSError(0, "it exited")
+                in_pipe = self._send(writer, frames) if frames else True
+            except OSError as exc:
+                # The writer is gone; reading its end of output fails every wait still pending.
+                # Fast-mode acks are not pending there: they are told here.
+                gone = LogWriteError(f"the prediction log's writer stopped ({exc.strerror})")
+                settled = [(ack, gone) for _, _, ack in fast]
+            else:
+                if in_pipe:
+                    settled = [(ack, None) for _, _, ack in fast]
+                else:
+                    self._ack_at_commit(fast)
+        for ack, error in settled:
+            ack(error)
+
+    def _drop_held(self) -> None:
+        """Frames held for a writer that died are not sent to the next one (their numbers count
+        for the dead one); fast-mode acks among them are told, the others were by its end."""
+        self._held = bytearray()
+        fast, self._held_fast = self._held_fast, []
+        for _, _, ack in fast:
+            ack(LogWriteError("the prediction log's writer stopped"))
+
+    def _ack_at_commit(self, fast: list[tuple[int, int, Ack]]) -> None:
+        """Fast mode answers once the writer holds a record; these still wait in our buffer,
+        which a killed service would lose, so they are acknowledged at their commit instead."""
+        acks = {number: ack for number, _, ack in fast}
+        with self._state_lock:
+            for i in range(len(self._pending) - 1, -1, -1):
+                if not acks:
+                    break
+                number, n, _ = self._pending[i]
+                if number in acks:
+                    self._pending[i] = (number, n, acks.pop(number))
+
+    def add_feedback(
+        self, prediction_id: str, label: str, source: str, ack: Ack | None = None, origin: str = "traffic"
+    ) -> None:
+        """Hand a feedback label for a logged prediction to the writer."""
+        self.submit(_Feedback(prediction_id, label, source, time.time(), origin), ack)
+
+    def _send(self, writer: _WriterProcess, frame: bytes) -> bool:
+        """Write a frame to the writer's pipe; whether all of it is there (else it is buffered)."""
+        if self._out is None:  # a blocking pipe: the caller waits while the writer catches up
+            _writer.write_all(writer.send_fd, frame)
+            return True
+        return self._out.send(frame)
+
+    def poll(self) -> bool:
+        """Settle what the writer has acknowledged so far, now; whether there was anything.
+
+        Event-loop mode only (cheap when nothing is waiting). The loop notices the writer's answer
+        only at its next turn, after every callback already ready; a service calls this between
+        long pieces of work, and yields when it returns True, so durable requests go on first.
+        """
+        writer = self._writer
+        if self._loop is not None and writer is not None and writer.ack_fd >= 0:
+            return self._on_acks(writer)
+        return False
+
+    def _on_acks(self, writer: _WriterProcess) -> bool:
+        """The event loop's reader callback: acknowledgements ready on the pipe."""
+        try:
+            chunk = os.read(writer.ack_fd, 1 << 16)
+        except BlockingIOError:
+            return False
+        self._received(writer, chunk)
+        return True
+
+    def _read_acks(self, writer: _WriterProcess) -> None:
+        while True:
+            chunk = os.read(writer.ack_fd, 1 << 16)
+            self._received(writer, chunk)
+            if not chunk:
+                return
+
+    def _received(self, writer: _WriterProcess, chunk: bytes) -> None:
+        """Settle every submission the writer has finished; on end of input, fail the rest."""
+        settled: list[tuple[Ack, BaseException | None]] = []
+        with self._state_lock:
+            if not chunk:
+                self._writer_gone(writer, settled)
+            else:
+                self._acks += chunk
+                while len(self._acks) >= ACK.size:
+                    frames, logged, feedback, commits, dropped, size = ACK.unpack_from(self._acks)
+                    if len(self._acks) < ACK.size + size:
+                        break
+                    message = bytes(self._acks[ACK.size : ACK.size + size]).decode("utf-8", "replace")
+                    del self._acks[: ACK.size + size]
+                    base = self._base
+                    self.logged, self.feedback = base[0] + logged, base[1] + feedback
+                    self.commits, self.dropped = base[2] + commits, base[3] + dropped
+                    error: BaseException | None = LogWriteError(message) if message else None
+                    while self._pending and self._pending[0][0] <= frames:
+                        _, n, ack = self._pending.popleft()
+                        self._waiting -= n
+                        if ack is not None:
+                            settled.append((ack, error))
+        for ack, error in settled:
+            ack(error)
+
+    def _writer_gone(self, writer: _WriterProcess, settled: list[tuple[Ack, BaseException | None]]) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(writer.ack_fd)
+            with contextlib.suppress(Exception):
+                self._loop.remove_writer(writer.send_fd)
+        code = writer.proc.wait()
+        writer.close_acks()
+        writer.close_send()
+        if writer is not self._writer:
+            return
+        if self._out is not None:
+            self._out.pending.clear()
+        error = LogWriteError(f"the prediction log's writer stopped (exit code {code})")
+        while self._pending:
+            _, n, ack = self._pending.popleft()
+            self._waiting -= n
+            if ack is not None:
+                settled.append((ack, error))
+        if not self._stopped:
+            self._writer = None  # the next submission starts a new one
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write everything handed over, then stop the writer (acknowledgements run before this returns)."""
+        with self._send_lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            writer = self._writer
+        if writer is not None and writer.send_fd >= 0:
+            if self._loop is not None:
+                self._loop.remove_reader(writer.ack_fd)
+                self._loop.remove_writer(writer.send_fd)
+                os.set_blocking(writer.send_fd, True)
+                if self._out is not None:
+                    with contextlib.suppress(OSError):
+                        _writer.write_all(writer.send_fd, bytes(self._out.pending))
+                    self._out.pending.clear()
+            writer.close_send()  # end of input: the writer writes the rest, answers and exits
+            if self._loop is not None:
+                os.set_blocking(writer.ack_fd, True)
+                self._read_acks(writer)  # until the writer's end of output
+        if self._ack_thread is not None:
+            self._ack_thread.join(timeout)
+        if writer is not None:
+            try:
+                writer.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                writer.proc.kill()
+        self._reader.close()
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def prediction(self, prediction_id: str) -> dict[str, Any] | None:
+        """A logged prediction by id (only durable ones are visible)."""
+        with self._reader_lock:
+            row = self._reader.execute(
+                "SELECT id, at, model, version, input, prediction, probabilities, latency_ms "
+                "FROM predictions WHERE id = ?",
+                (prediction_id,),
+            ).fetchone()
+        return None if row is None else _as_dict(row)
+
+
+def _as_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "id": row[0],
+        "at": row[1],
+        "model": row[2],
+        "version": row[3],
+        "input": json.loads(row[4]),
+        "prediction": json.loads(row[5]),
+        "probabilities": None if row[6] is None else json.loads(row[6]),
+        "latency_ms": row[7],
+    }
+
+
+def read_predictions(
+    path: Path, *, since: float | None = None, ids: Iterable[str] | None = None
+) -> list[dict[str, Any]]:
+    """Logged predictions, oldest first (all, those after ``since``, or those with ``ids``)."""
+    if not path.exists():
+        return []
+    conn = connect(path)
+    try:
+        query = "SELECT id, at, model, version, input, prediction, probabilities, latency_ms FROM predictions"
+        if ids is not None:
+            wanted = list(ids)
+            rows: list[Any] = []
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                rows += conn.execute(query + f" WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
+            rows.sort(key=lambda r: r[1])
+        elif since is not None:
+            rows = conn.execute(query + " WHERE at > ? ORDER BY at", (since,)).fetchall()
+        else:
+            rows = conn.execute(query + " ORDER BY at").fetchall()
+        return [_as_dict(r) for r in rows]
+    finally:
+        conn.close()
+
+
+def read_feedback(path: Path) -> list[dict[str, Any]]:
+    """Feedback labels, oldest first; the latest label for a prediction wins where there are several."""
+    if not path.exists():
+        return []
+    conn = connect(path)
+    try:
+        rows = conn.execute(
+            "SELECT prediction_id, label, source, at, origin FROM feedback ORDER BY id"
+        ).fetchall()
+    finally:
+        conn.close()
+    return [{"prediction_id": r[0], "label": r[1], "source": r[2], "at": r[3], "origin": r[4]} for r in rows]

@@ -1,0 +1,59 @@
+"""The project file: ``flywheel.yaml``'s schema (pydantic), loading with one-line errors, and the
+project folder's own modules (rules, factories, model classes) made importable.
+
+Everything else reads a :class:`Project`; nothing here fits, stores or reads data.
+"""
+
+from flywheel.project._imports import PROJECT_MODULES, import_object, importable
+from flywheel.project._schema import (
+    ARCHETYPES,
+    LENSES,
+    PROJECT_FILE,
+    READINESS_ITEMS,
+    RESERVED_MODEL_NAMES,
+    Baselines,
+    Bound,
+    Costs,
+    DataSpec,
+    DiagnosisSpec,
+    Difficulty,
+    ExternalBaseline,
+    GateSpec,
+    HumanBaseline,
+    Impact,
+    ModelSpec,
+    ObjectiveSpec,
+    Project,
+    SplitSpec,
+    find_project_file,
+    load_project,
+    parse_project,
+)
+
+__all__ = [
+    "ARCHETYPES",
+    "Baselines",
+    "Bound",
+    "Costs",
+    "DataSpec",
+    "DiagnosisSpec",
+    "Difficulty",
+    "ExternalBaseline",
+    "GateSpec",
+    "HumanBaseline",
+    "Impact",
+    "LENSES",
+    "ModelSpec",
+    "ObjectiveSpec",
+    "PROJECT_FILE",
+    "PROJECT_MODULES",
+    "Project",
+    "READINESS_ITEMS",
+    "RESERVED_MODEL_NAMES",
+    "SplitSpec",
+    "find_project_file",
+    "import_object",
+    "importable",
+    "load_project",
+    "parse_project",
+]

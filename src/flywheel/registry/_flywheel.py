@@ -1,0 +1,76 @@
+"""What the served loop has stored: labels gained over time, the review queue, each retrain's judgement.
+
+A query over the prediction log and the judgements ``flywheel retrain`` writes beside each
+retrained artifact; the report's flywheel section shows it. It only reads: a log without a
+review queue yet counts an empty queue.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flywheel.prediction_log import LOG_NAME, connect
+from flywheel.project import Project
+
+__all__ = [
+    "flywheel_summary",
+]
+
+
+def flywheel_summary(project: Project) -> dict[str, Any] | None:
+    """Labels gained over time (by day and origin), the queue, and the metric across retrains.
+
+    ``None`` when the project has never served a prediction.
+    """
+    log = project.store_dir / LOG_NAME
+    if not log.exists():
+        return None
+    conn = connect(log)
+    try:
+        predictions = int(conn.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
+        days = conn.execute(
+            "SELECT date(at, 'unixepoch') AS day, origin, COUNT(*) FROM feedback "
+            "GROUP BY day, origin ORDER BY day"
+        ).fetchall()
+        has_queue = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'review_queue'").fetchone()
+        queue = (
+            dict(conn.execute("SELECT status, COUNT(*) FROM review_queue GROUP BY status").fetchall())
+            if has_queue
+            else {}
+        )
+    finally:
+        conn.close()
+    timeline: list[dict[str, Any]] = []
+    total = 0
+    for day, origin, n in days:
+        total += n
+        timeline.append({"day": day, "origin": origin, "labels": n, "cumulative": total})
+    retrains = []
+    folder = project.store_dir / "models"
+    for judged in sorted(
+        folder.glob("*/v*.judged.json"), key=lambda p: (p.parent.name, int(p.stem.split(".")[0][1:]))
+    ):
+        verdict = json.loads(judged.read_text(encoding="utf-8"))
+        comp = verdict["comparison"]
+        retrains.append(
+            {
+                "model": judged.parent.name,
+                "version": int(judged.stem.split(".")[0][1:]),
+                "metric": verdict["metric"],
+                "challenger": comp.get("a"),
+                "champion": comp.get("b"),
+                "improvement": comp.get("improvement"),
+                "low": comp.get("low"),
+                "high": comp.get("high"),
+                "rows": comp.get("n"),
+                "status": verdict["status"],
+            }
+        )
+    return {
+        "predictions": predictions,
+        "labels": total,
+        "timeline": timeline,
+        "queue": queue,
+        "retrains": retrains,
+    }

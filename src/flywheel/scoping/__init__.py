@@ -1,0 +1,55 @@
+"""Phase 1, planning, from evidence: the project file to start from (``init``, the demo),
+feasibility, impact, the archetype's questions, the feasibility checklist, readiness, the lifecycle
+phase and its loop-backs, the portfolio ranking and the model card.
+"""
+
+from flywheel.scoping._card import TO_WRITE, model_card
+from flywheel.scoping._lifecycle import (
+    PHASES,
+    Gathered,
+    Phase,
+    PhaseState,
+    gather,
+    infer_phase,
+    validate_move,
+)
+from flywheel.scoping._portfolio import Entry, assess_path, portfolio, quadrant
+from flywheel.scoping._scaffold import DEMO_MARKER, init_text, write_demo, write_init
+from flywheel.scoping._scoping import (
+    ARCHETYPE_QUESTIONS,
+    Assessment,
+    CheckItem,
+    Driver,
+    Evidence,
+    PersonalData,
+    assess,
+    find_personal_data,
+)
+
+__all__ = [
+    "ARCHETYPE_QUESTIONS",
+    "Assessment",
+    "CheckItem",
+    "DEMO_MARKER",
+    "Driver",
+    "Entry",
+    "Evidence",
+    "Gathered",
+    "PHASES",
+    "PersonalData",
+    "Phase",
+    "PhaseState",
+    "TO_WRITE",
+    "assess",
+    "assess_path",
+    "find_personal_data",
+    "gather",
+    "infer_phase",
+    "init_text",
+    "model_card",
+    "portfolio",
+    "quadrant",
+    "validate_move",
+    "write_demo",
+    "write_init",
+]

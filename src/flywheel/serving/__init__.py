@@ -1,0 +1,24 @@
+"""Phase 4, deployment: the FastAPI prediction service, the model's worker process, the fast path for
+numeric pipelines, and the service's side of the prediction log.
+"""
+
+from flywheel.serving._app import LATENCY_BUCKETS, ServeOptions, create_app, serve
+from flywheel.serving._fast_path import FastPath, fast_path
+from flywheel.serving._model_process import ModelFailed, ModelProcess, ModelProcessGone, main, settle
+from flywheel.serving._served import Served, load_served
+
+__all__ = [
+    "FastPath",
+    "LATENCY_BUCKETS",
+    "ModelFailed",
+    "ModelProcess",
+    "ModelProcessGone",
+    "ServeOptions",
+    "Served",
+    "create_app",
+    "fast_path",
+    "load_served",
+    "main",
+    "serve",
+    "settle",
+]
