@@ -19,7 +19,7 @@ from sklearn.datasets import load_iris
 from flywheel.errors import DataError
 from flywheel.evaluation import Schema
 from flywheel.loop import expire_items, export_queue, import_labels, list_queue, mine
-from flywheel.loop._loop import _select
+from flywheel.loop._mine import _select
 from flywheel.pipeline import promote, run
 from flywheel.prediction_log import (
     LOG_NAME,

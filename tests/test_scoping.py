@@ -26,8 +26,8 @@ from flywheel.scoping import (
     model_card,
     validate_move,
 )
+from flywheel.scoping._readiness import _READINESS_ITEMS
 from flywheel.scoping._scaffold import _DEMO
-from flywheel.scoping._scoping import _READINESS_ITEMS
 from helpers import IRIS_PROJECT, write_project
 
 CLI = Callable[..., subprocess.CompletedProcess[str]]

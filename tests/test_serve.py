@@ -332,7 +332,8 @@ def test_a_model_process_that_cannot_load_the_model_says_why_in_one_line(
     import dataclasses
 
     from flywheel.serving import ServeOptions, load_served
-    from flywheel.serving._app import _Metrics, _State
+    from flywheel.serving._metrics import _Metrics
+    from flywheel.serving._state import _State
 
     project = load_project(wine)
     served = dataclasses.replace(load_served(project), model=LoadsOnlyHere(), fast=None)

@@ -10,7 +10,7 @@ import pytest
 from flywheel.errors import StoreError
 from flywheel.pipeline import run
 from flywheel.registry import SCHEMA_VERSION, EvaluationRow, RunRow, ScoreRow, open_store
-from flywheel.registry import _store as store_mod
+from flywheel.registry import _schema as schema_mod
 
 
 def test_fresh_store_is_wal_and_versioned(tmp_path: Path) -> None:
@@ -87,8 +87,8 @@ def test_older_store_is_migrated_forward(tmp_path: Path, monkeypatch: pytest.Mon
         conn.execute(text("ALTER TABLE runs ADD COLUMN extra TEXT"))  # type: ignore[attr-defined]
         applied.append(SCHEMA_VERSION + 1)
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setitem(store_mod.MIGRATIONS, SCHEMA_VERSION + 1, add_column)
+    monkeypatch.setattr(schema_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(schema_mod.MIGRATIONS, SCHEMA_VERSION + 1, add_column)
     s = open_store(tmp_path)
     assert applied == [SCHEMA_VERSION + 1]
     assert s.schema_version() == SCHEMA_VERSION + 1

@@ -11,10 +11,10 @@ from flywheel.baselines._ladder import (
     build_ladder,
     declared_baselines,
     default_margin,
-    ladder_table,
     need_ml,
     tree_preprocessor,
 )
+from flywheel.baselines._table import ladder_table
 
 __all__ = [
     "HumanLevel",

@@ -3,17 +3,14 @@ deterministic leak-free splits, and the fingerprints that tie every number to th
 """
 
 from flywheel.data._dataset import (
-    BUILTIN_SETS,
-    SPLIT_ALGORITHM,
     ColumnKinds,
     Dataset,
-    Split,
     infer_column_kinds,
     infer_task,
     load_dataset,
-    read_table,
-    split_dataset,
 )
+from flywheel.data._sources import BUILTIN_SETS, read_table
+from flywheel.data._splits import SPLIT_ALGORITHM, Split, split_dataset
 
 __all__ = [
     "BUILTIN_SETS",

@@ -2,37 +2,21 @@
 labels needed, the weakest classes and segments, and the ranked actions they imply.
 """
 
+from flywheel.diagnosis._bias_variance import BiasVariance, Component, Level, bias_variance
 from flywheel.diagnosis._curves import (
-    FAMILIES,
-    MAX_ROWS,
     Curve,
-    CurveFamily,
-    CurveFit,
     CurvePoint,
-    Forecast,
-    fit_curve,
-    forecast,
+    Finding,
     geometric_sizes,
     measure_curve,
-    read_history,
-    select_family,
-)
-from flywheel.diagnosis._diagnose import (
-    Action,
-    BiasVariance,
-    Component,
-    Diagnosis,
-    Finding,
-    Level,
-    WeakClass,
-    WeakSegment,
-    benjamini_hochberg,
-    bias_variance,
-    next_actions,
     read_curve,
-    weak_classes,
-    weak_segments,
+    read_history,
 )
+from flywheel.diagnosis._families import FAMILIES, CurveFamily, CurveFit, fit_curve, select_family
+from flywheel.diagnosis._forecast import MAX_ROWS, Forecast, forecast
+from flywheel.diagnosis._next_actions import Action, Diagnosis, next_actions
+from flywheel.diagnosis._slices import benjamini_hochberg
+from flywheel.diagnosis._weak_spots import WeakClass, WeakSegment, weak_classes, weak_segments
 
 __all__ = [
     "Action",

@@ -12,6 +12,7 @@ probabilities aligned to the schema's classes, in one model call where the final
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 from dataclasses import dataclass
@@ -137,6 +138,29 @@ def predict_with_scores(
     return labels, align_proba(raw, model_classes, classes)
 
 
+# Artifacts saved before the package was arranged by lifecycle phase name flywheel's own pieces
+# (the preprocessing's text filler, the ladder's rules) by their old flat modules.
+_MOVED_MODULES = {
+    "flywheel.models": "flywheel.evaluation._candidates",
+    "flywheel.heuristics": "flywheel.baselines._heuristics",
+    "flywheel.ladder": "flywheel.baselines._ladder",
+    "flywheel.humans": "flywheel.baselines._human",
+    "flywheel.fast_path": "flywheel.serving._fast_path",
+}
+
+
+class _Unpickler(pickle.Unpickler):
+    """Reads artifacts of every flywheel version: classes and functions from a module that moved are
+    found where they live now."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(_MOVED_MODULES.get(module, module), name)
+
+
+def _unpickle(blob: bytes) -> Any:
+    return _Unpickler(io.BytesIO(blob)).load()
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A saved model version, loaded, with the schema it answers for."""
@@ -166,9 +190,11 @@ def load_model(project: Project, entry: dict[str, Any], alias: str) -> LoadedMod
         raise ModelError(f"{alias} {where}: the artifact cannot be read: {exc.strerror or exc}") from None
     try:
         with importable(project.root):  # a model may use modules from the project's folder
-            model = pickle.loads(blob)
+            model = _unpickle(blob)
     except Exception as exc:
         raise ModelError(f"{alias} {where}: the artifact is corrupt ({type(exc).__name__})") from None
     if not hasattr(model, "predict"):
         raise ModelError(f"{alias} {where}: the artifact is not a model (no predict)")
-    return LoadedModel(model, entry["name"], int(entry["version"]), alias, read_schema(project, path), int(entry["id"]))
+    return LoadedModel(
+        model, entry["name"], int(entry["version"]), alias, read_schema(project, path), int(entry["id"])
+    )

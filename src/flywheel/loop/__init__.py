@@ -2,18 +2,17 @@
 export, import) and retraining on the labels it gained.
 """
 
-from flywheel.loop._loop import (
+from flywheel.loop._mine import mine
+from flywheel.loop._queue import (
     QueueItem,
-    Retrained,
     expire_items,
     export_queue,
     import_labels,
     label_item,
     list_queue,
-    mine,
     next_item,
-    retrain,
 )
+from flywheel.loop._retrain import Retrained, retrain
 
 __all__ = [
     "QueueItem",

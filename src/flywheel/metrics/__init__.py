@@ -6,8 +6,10 @@
 """
 
 from flywheel.metrics._accumulate import Accumulator
+from flywheel.metrics._compare import Comparison, compare
 from flywheel.metrics._confusion import ConfusionAccumulator
-from flywheel.metrics._engine import Comparison, Estimate, Scores, compare, prepare, score
+from flywheel.metrics._engine import Estimate, Scores, score
+from flywheel.metrics._inputs import prepare
 from flywheel.metrics._registry import (
     CLASSIFICATION,
     METRICS,

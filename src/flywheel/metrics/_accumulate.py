@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from flywheel.metrics._confusion import confusion_counts, label_metric
-from flywheel.metrics._engine import prepare
+from flywheel.metrics._inputs import prepare
 from flywheel.metrics._ranking import auc_from_cells, average_precision_from_cells
 from flywheel.metrics._registry import MetricRef, parse_metric
 from flywheel.metrics._statistics import Prepared, rank_key_counts, row_keys

@@ -96,40 +96,40 @@ class MetricRef:
 _INF = float("inf")
 
 
-def _build() -> dict[str, Metric]:
-    c, r = CLASSIFICATION, REGRESSION
+def _m(
+    name: str,
+    tasks: frozenset[str],
+    hib: bool,
+    needs: Literal["labels", "scores"],
+    lo: float,
+    hi: float,
+    family: Family,
+    text: str,
+) -> Metric:
+    return Metric(name, tasks, hib, needs, lo, hi, family, text)
 
-    def m(
-        name: str,
-        tasks: frozenset[str],
-        hib: bool,
-        needs: Literal["labels", "scores"],
-        lo: float,
-        hi: float,
-        family: Family,
-        text: str,
-    ) -> Metric:
-        return Metric(name, tasks, hib, needs, lo, hi, family, text)
 
-    entries = [
-        m("accuracy", c, True, "labels", 0, 1, "confusion", "share of rows predicted correctly"),
-        m("balanced_accuracy", c, True, "labels", 0, 1, "confusion", "mean recall over the true classes"),
-        m("mcc", c, True, "labels", -1, 1, "confusion", "Matthews correlation coefficient"),
-        m("cohen_kappa", c, True, "labels", -1, 1, "confusion", "agreement beyond chance"),
-        m("precision", BINARY, True, "labels", 0, 1, "confusion", "precision of the positive class"),
-        m("recall", BINARY, True, "labels", 0, 1, "confusion", "recall of the positive class"),
-        m("f1", BINARY, True, "labels", 0, 1, "confusion", "F1 of the positive class"),
-        m(
-            "roc_auc",
-            c,
-            True,
-            "scores",
-            0,
-            1,
-            "ranking",
-            "area under the ROC curve (one-vs-rest macro for multiclass)",
-        ),
-        m(
+def _label_metrics() -> list[Metric]:
+    """Classification metrics of hard labels, computed from the confusion counts."""
+    c = CLASSIFICATION
+    return [
+        _m("accuracy", c, True, "labels", 0, 1, "confusion", "share of rows predicted correctly"),
+        _m("balanced_accuracy", c, True, "labels", 0, 1, "confusion", "mean recall over the true classes"),
+        _m("mcc", c, True, "labels", -1, 1, "confusion", "Matthews correlation coefficient"),
+        _m("cohen_kappa", c, True, "labels", -1, 1, "confusion", "agreement beyond chance"),
+        _m("precision", BINARY, True, "labels", 0, 1, "confusion", "precision of the positive class"),
+        _m("recall", BINARY, True, "labels", 0, 1, "confusion", "recall of the positive class"),
+        _m("f1", BINARY, True, "labels", 0, 1, "confusion", "F1 of the positive class"),
+    ]
+
+
+def _score_metrics() -> list[Metric]:
+    """Classification metrics of class scores: rankings and probabilities."""
+    c = CLASSIFICATION
+    ovr = "(one-vs-rest macro for multiclass)"
+    return [
+        _m("roc_auc", c, True, "scores", 0, 1, "ranking", f"area under the ROC curve {ovr}"),
+        _m(
             "average_precision",
             c,
             True,
@@ -137,11 +137,11 @@ def _build() -> dict[str, Metric]:
             0,
             1,
             "ranking",
-            "area under the precision-recall curve (one-vs-rest macro for multiclass)",
+            f"area under the precision-recall curve {ovr}",
         ),
-        m("log_loss", c, False, "scores", 0, _INF, "proba", "cross-entropy of the class probabilities"),
-        m("brier", c, False, "scores", 0, 2, "proba", "mean squared error of the class probabilities"),
-        m(
+        _m("log_loss", c, False, "scores", 0, _INF, "proba", "cross-entropy of the class probabilities"),
+        _m("brier", c, False, "scores", 0, 2, "proba", "mean squared error of the class probabilities"),
+        _m(
             "ece",
             c,
             False,
@@ -151,14 +151,21 @@ def _build() -> dict[str, Metric]:
             "proba",
             "expected calibration error (15 equal-width confidence bins)",
         ),
-        m("mae", r, False, "labels", 0, _INF, "regression", "mean absolute error"),
-        m("mse", r, False, "labels", 0, _INF, "regression", "mean squared error"),
-        m("rmse", r, False, "labels", 0, _INF, "regression", "root mean squared error"),
-        m("r2", r, True, "labels", -_INF, 1, "regression", "coefficient of determination"),
-        m("mape", r, False, "labels", 0, _INF, "regression", "mean absolute percentage error (a fraction)"),
-        m("median_ae", r, False, "labels", 0, _INF, "regression", "median absolute error"),
-        m("max_error", r, False, "labels", 0, _INF, "regression", "largest absolute error"),
-        m(
+    ]
+
+
+def _regression_metrics() -> list[Metric]:
+    """Regression metrics of predicted values."""
+    r = REGRESSION
+    return [
+        _m("mae", r, False, "labels", 0, _INF, "regression", "mean absolute error"),
+        _m("mse", r, False, "labels", 0, _INF, "regression", "mean squared error"),
+        _m("rmse", r, False, "labels", 0, _INF, "regression", "root mean squared error"),
+        _m("r2", r, True, "labels", -_INF, 1, "regression", "coefficient of determination"),
+        _m("mape", r, False, "labels", 0, _INF, "regression", "mean absolute percentage error (a fraction)"),
+        _m("median_ae", r, False, "labels", 0, _INF, "regression", "median absolute error"),
+        _m("max_error", r, False, "labels", 0, _INF, "regression", "largest absolute error"),
+        _m(
             "pinball",
             r,
             False,
@@ -169,20 +176,28 @@ def _build() -> dict[str, Metric]:
             "mean pinball loss at quantile q (pinball[q=0.9]; default 0.5)",
         ),
     ]
-    for kind in ("precision", "recall", "f1"):
-        for average in ("micro", "macro", "weighted"):
-            entries.append(
-                m(
-                    f"{kind}_{average}",
-                    c,
-                    True,
-                    "labels",
-                    0,
-                    1,
-                    "confusion",
-                    f"{kind}, {average}-averaged over classes",
-                )
-            )
+
+
+def _averaged_metrics() -> list[Metric]:
+    """Precision, recall and F1 averaged over classes: micro, macro and weighted."""
+    return [
+        _m(
+            f"{kind}_{average}",
+            CLASSIFICATION,
+            True,
+            "labels",
+            0,
+            1,
+            "confusion",
+            f"{kind}, {average}-averaged over classes",
+        )
+        for kind in ("precision", "recall", "f1")
+        for average in ("micro", "macro", "weighted")
+    ]
+
+
+def _build() -> dict[str, Metric]:
+    entries = [*_label_metrics(), *_score_metrics(), *_regression_metrics(), *_averaged_metrics()]
     return {e.name: e for e in entries}
 
 

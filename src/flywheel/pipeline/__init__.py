@@ -3,7 +3,8 @@ scoping -> store and report; and the gate and promotion, which rerun it to judge
 """
 
 from flywheel.pipeline._gate import gate, promote
-from flywheel.pipeline._run import Plan, Progress, default_metrics, plan, run
+from flywheel.pipeline._plan import Plan, Progress, default_metrics, plan
+from flywheel.pipeline._run import run
 
 __all__ = [
     "Plan",

@@ -5,15 +5,9 @@ It sits below serving and the loop (both use it) and imports nothing of flywheel
 as a script of its own, started in a fraction of a second when the service needs a new one.
 """
 
-from flywheel.prediction_log._log import (
-    LOG_NAME,
-    LogFull,
-    LogWriteError,
-    PredictionLog,
-    PredictionRecord,
-    read_feedback,
-    read_predictions,
-)
+from flywheel.prediction_log._log import PredictionLog
+from flywheel.prediction_log._read import read_feedback, read_predictions
+from flywheel.prediction_log._records import LOG_NAME, LogFull, LogWriteError, PredictionRecord
 from flywheel.prediction_log._writer import (
     ACK,
     FRAME,

@@ -25,6 +25,10 @@ without one, a small thread runs them.
 Written on :mod:`sqlite3` directly rather than through SQLAlchemy: the writer's hot path is
 one ``executemany`` per batch, and the ORM would triple its cost. The file is its own
 database (``.flywheel/predictions.db``) so serving never contends with the run store.
+
+This module is the service's client of the writer; the records and errors it takes and raises
+are in :mod:`flywheel.prediction_log._records`, the readers of the file in
+:mod:`flywheel.prediction_log._read`.
 """
 
 from __future__ import annotations
@@ -32,79 +36,25 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import flywheel.prediction_log._writer as _writer
+from flywheel.prediction_log._read import _as_dict
+from flywheel.prediction_log._records import Ack, LogFull, LogWriteError, PredictionRecord, _Feedback
 from flywheel.prediction_log._writer import ACK, PipeOut, connect, pack_frame
 
 __all__ = [
-    "LOG_NAME",
-    "LogFull",
-    "LogWriteError",
     "PredictionLog",
-    "PredictionRecord",
-    "read_feedback",
-    "read_predictions",
 ]
 
-LOG_NAME = "predictions.db"
-Ack = Callable[[BaseException | None], None]
 _MAX_BUFFERED = 64 << 20  # bytes waiting for the writer's pipe before submissions are refused
-
-
-class LogFull(Exception):
-    """The writer is behind (or gone): the caller should retry later (HTTP 503, Retry-After)."""
-
-
-class LogWriteError(Exception):
-    """The writer could not make these records durable."""
-
-
-@dataclass(frozen=True)
-class PredictionRecord:
-    """One logged prediction."""
-
-    id: str
-    at: float
-    model: str
-    version: int
-    input: dict[str, Any]
-    prediction: Any
-    probabilities: dict[str, float] | None
-    latency_ms: float
-
-    def row(self) -> tuple[Any, ...]:
-        return (
-            self.id,
-            self.at,
-            self.model,
-            self.version,
-            json.dumps(self.input, default=str),
-            json.dumps(self.prediction, default=str),
-            None if self.probabilities is None else json.dumps(self.probabilities),
-            self.latency_ms,
-        )
-
-
-@dataclass(frozen=True)
-class _Feedback:
-    prediction_id: str
-    label: str
-    source: str
-    at: float
-    origin: str = "traffic"
-
-    def row(self) -> tuple[Any, ...]:
-        return (self.prediction_id, self.label, self.source, self.at, self.origin)
 
 
 class _WriterProcess:
@@ -459,55 +409,3 @@ class PredictionLog:
                 (prediction_id,),
             ).fetchone()
         return None if row is None else _as_dict(row)
-
-
-def _as_dict(row: tuple[Any, ...]) -> dict[str, Any]:
-    return {
-        "id": row[0],
-        "at": row[1],
-        "model": row[2],
-        "version": row[3],
-        "input": json.loads(row[4]),
-        "prediction": json.loads(row[5]),
-        "probabilities": None if row[6] is None else json.loads(row[6]),
-        "latency_ms": row[7],
-    }
-
-
-def read_predictions(
-    path: Path, *, since: float | None = None, ids: Iterable[str] | None = None
-) -> list[dict[str, Any]]:
-    """Logged predictions, oldest first (all, those after ``since``, or those with ``ids``)."""
-    if not path.exists():
-        return []
-    conn = connect(path)
-    try:
-        query = "SELECT id, at, model, version, input, prediction, probabilities, latency_ms FROM predictions"
-        if ids is not None:
-            wanted = list(ids)
-            rows: list[Any] = []
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                rows += conn.execute(query + f" WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
-            rows.sort(key=lambda r: r[1])
-        elif since is not None:
-            rows = conn.execute(query + " WHERE at > ? ORDER BY at", (since,)).fetchall()
-        else:
-            rows = conn.execute(query + " ORDER BY at").fetchall()
-        return [_as_dict(r) for r in rows]
-    finally:
-        conn.close()
-
-
-def read_feedback(path: Path) -> list[dict[str, Any]]:
-    """Feedback labels, oldest first; the latest label for a prediction wins where there are several."""
-    if not path.exists():
-        return []
-    conn = connect(path)
-    try:
-        rows = conn.execute(
-            "SELECT prediction_id, label, source, at, origin FROM feedback ORDER BY id"
-        ).fetchall()
-    finally:
-        conn.close()
-    return [{"prediction_id": r[0], "label": r[1], "source": r[2], "at": r[3], "origin": r[4]} for r in rows]

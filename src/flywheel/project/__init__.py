@@ -4,30 +4,25 @@ project folder's own modules (rules, factories, model classes) made importable.
 Everything else reads a :class:`Project`; nothing here fits, stores or reads data.
 """
 
+from flywheel.project._baselines import Baselines, ExternalBaseline, HumanBaseline
 from flywheel.project._imports import PROJECT_MODULES, import_object, importable
+from flywheel.project._load import find_project_file, load_project, parse_project
+from flywheel.project._objective import Bound, ObjectiveSpec
 from flywheel.project._schema import (
     ARCHETYPES,
     LENSES,
     PROJECT_FILE,
     READINESS_ITEMS,
     RESERVED_MODEL_NAMES,
-    Baselines,
-    Bound,
     Costs,
     DataSpec,
     DiagnosisSpec,
     Difficulty,
-    ExternalBaseline,
     GateSpec,
-    HumanBaseline,
     Impact,
     ModelSpec,
-    ObjectiveSpec,
     Project,
     SplitSpec,
-    find_project_file,
-    load_project,
-    parse_project,
 )
 
 __all__ = [

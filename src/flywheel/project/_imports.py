@@ -1,4 +1,5 @@
-"""The project folder's own modules: rules, factories and model classes a team writes next to ``flywheel.yaml``.
+"""The project folder's own modules: rules, factories and model classes a team writes next to
+``flywheel.yaml``.
 
 Paths in the project file name objects (``module:function``, ``pkg.mod.Class``); they are imported
 explicitly, never evaluated as text, with the project folder on ``sys.path`` for the duration.

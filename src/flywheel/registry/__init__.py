@@ -13,7 +13,8 @@ from flywheel.registry._gate import (
     judge_candidate,
     retrained_verdict,
 )
-from flywheel.registry._store import (
+from flywheel.registry._runs import RunRecord
+from flywheel.registry._schema import (
     DB_NAME,
     SCHEMA_VERSION,
     AliasRow,
@@ -21,13 +22,10 @@ from flywheel.registry._store import (
     ModelRow,
     ObjectiveVersionRow,
     PhaseEventRow,
-    RunRecord,
     RunRow,
     ScoreRow,
-    Store,
-    open_store,
-    store_file,
 )
+from flywheel.registry._store import Store, open_store, store_file
 
 __all__ = [
     "AliasRow",

@@ -1,4 +1,4 @@
-"""The gate's judgement: a candidate against the champion (or the best baseline), paired on the same test rows.
+"""The gate's judgement: a candidate against the champion (or best baseline), paired on the same test rows.
 
 This is the regression test an ML project needs in CI. The candidate passes
 when it beats the reference by the configured margin (``gate.policy:

@@ -1,5 +1,4 @@
-"""Reports: the HTML page of a run and the portfolio chart, readable offline.
-"""
+"""Reports: the HTML page of a run and the portfolio chart, readable offline."""
 
 from flywheel.report._portfolio import write_chart_html, write_chart_png
 from flywheel.report._run_report import render_report, template, write_report

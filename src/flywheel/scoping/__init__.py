@@ -3,7 +3,11 @@ feasibility, impact, the archetype's questions, the feasibility checklist, readi
 phase and its loop-backs, the portfolio ranking and the model card.
 """
 
+from flywheel.scoping._archetypes import ARCHETYPE_QUESTIONS
+from flywheel.scoping._assess import Assessment, assess
 from flywheel.scoping._card import TO_WRITE, model_card
+from flywheel.scoping._checklist import CheckItem
+from flywheel.scoping._evidence import Driver, Evidence
 from flywheel.scoping._lifecycle import (
     PHASES,
     Gathered,
@@ -13,18 +17,9 @@ from flywheel.scoping._lifecycle import (
     infer_phase,
     validate_move,
 )
+from flywheel.scoping._personal_data import PersonalData, find_personal_data
 from flywheel.scoping._portfolio import Entry, assess_path, portfolio, quadrant
 from flywheel.scoping._scaffold import DEMO_MARKER, init_text, write_demo, write_init
-from flywheel.scoping._scoping import (
-    ARCHETYPE_QUESTIONS,
-    Assessment,
-    CheckItem,
-    Driver,
-    Evidence,
-    PersonalData,
-    assess,
-    find_personal_data,
-)
 
 __all__ = [
     "ARCHETYPE_QUESTIONS",

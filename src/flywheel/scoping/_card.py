@@ -65,13 +65,32 @@ def _fmt(v: Any) -> str:
 
 def model_card(project: Project, run: dict[str, Any], model: str | None = None) -> str:
     """The card's Markdown text (YAML front matter first) for ``model`` (default: the run's best)."""
+    name = _card_model(run, model)
+    metric = run["objective"]["optimize"]
+    lines = [
+        *_front_matter(project, run, name),
+        *_opening(project, name),
+        *_evaluation(run, name, metric),
+        *_baselines(run, metric),
+        *_weak_spots(run),
+        *_closing(project, run),
+    ]
+    return "\n".join(lines)
+
+
+def _card_model(run: dict[str, Any], model: str | None) -> str:
+    """The model the card is for: ``model``, or the run's best; an error names the run's models."""
     name = model or run["ranking"]["best"]
     if name is None or not any(e["name"] == name for e in run["evaluations"]):
         from flywheel.errors import ProjectError
 
         known = ", ".join(e["name"] for e in run["evaluations"])
         raise ProjectError(f"no model {name!r} in run {run['run_id']}; models: {known}")
-    metric = run["objective"]["optimize"]
+    return name
+
+
+def _front_matter(project: Project, run: dict[str, Any], name: str) -> list[str]:
+    """The YAML front matter: Hugging Face metadata and the fingerprints that tie it to its run."""
     meta = {
         "model_name": name,
         "tags": ["flywheel", run["data"]["task"]],
@@ -85,13 +104,12 @@ def model_card(project: Project, run: dict[str, Any], model: str | None = None) 
             "objective_version": run["objective"]["version"],
         },
     }
-    ev = next(e for e in run["evaluations"] if e["name"] == name)
-    verdict = run["verdict"]
-    lines = [
-        "---",
-        yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(),
-        "---",
-        "",
+    return ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---", ""]
+
+
+def _opening(project: Project, name: str) -> list[str]:
+    """The title, the problem statement, and the use sections only a person can write."""
+    return [
         f"# Model card: {name} ({project.project})",
         "",
         f"{project.problem or 'No problem statement in flywheel.yaml.'}",
@@ -105,6 +123,14 @@ def model_card(project: Project, run: dict[str, Any], model: str | None = None) 
         "",
         f"{TO_WRITE} inputs and decisions this model must not be used for.",
         "",
+    ]
+
+
+def _evaluation(run: dict[str, Any], name: str, metric: str) -> list[str]:
+    """The objective, the verdict on test, and every test metric with its interval."""
+    ev = next(e for e in run["evaluations"] if e["name"] == name)
+    verdict = run["verdict"]
+    lines = [
         "## Evaluation (measured)",
         "",
         f"Objective: optimize **{metric}**, target {_fmt(run['objective']['target'])}. "
@@ -119,7 +145,12 @@ def model_card(project: Project, run: dict[str, Any], model: str | None = None) 
             f"| {m} | {_fmt(v)} | {_fmt(ci[0]) + '–' + _fmt(ci[1]) if ci else '—'} | "
             f"{_fmt(ev['metrics'].get('valid', {}).get(m))} |"
         )
-    lines += ["", "## Baselines", "", f"| baseline | {metric} (test) | source |", "| --- | --- | --- |"]
+    return lines
+
+
+def _baselines(run: dict[str, Any], metric: str) -> list[str]:
+    """The ladder's baselines (declared or measured) and the answer to "do we need ML?"."""
+    lines = ["", "## Baselines", "", f"| baseline | {metric} (test) | source |", "| --- | --- | --- |"]
     for row in run.get("ladder", []):
         if row.get("role") == "candidate":
             continue
@@ -128,8 +159,13 @@ def model_card(project: Project, run: dict[str, Any], model: str | None = None) 
     need = run.get("need_ml") or {}
     if need:
         lines += ["", f"Do we need ML? **{need.get('answer')}** — {need.get('reason')}"]
+    return lines
+
+
+def _weak_spots(run: dict[str, Any]) -> list[str]:
+    """The diagnosis's weak classes and segments, or a line saying there are none."""
     diagnosis = run.get("diagnosis") or {}
-    lines += ["", "## Weak spots (measured)", ""]
+    lines = ["", "## Weak spots (measured)", ""]
     weak = [c for c in diagnosis.get("classes", []) if c.get("weak")]
     for c in weak:
         lines.append(
@@ -143,7 +179,12 @@ def model_card(project: Project, run: dict[str, Any], model: str | None = None) 
         )
     if not weak and not diagnosis.get("segments"):
         lines.append("No class or segment is significantly weaker than the rest (at the diagnosis's FDR).")
-    lines += [
+    return lines
+
+
+def _closing(project: Project, run: dict[str, Any]) -> list[str]:
+    """The training data and its split (measured), then the sections only a person can write."""
+    return [
         "",
         "## Training data",
         "",
@@ -162,4 +203,3 @@ def model_card(project: Project, run: dict[str, Any], model: str | None = None) 
         f"{TO_WRITE} known limitations beyond the measured weak spots above.",
         "",
     ]
-    return "\n".join(lines)

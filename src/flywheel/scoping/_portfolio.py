@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from flywheel.project import Project, load_project
+from flywheel.scoping._assess import Assessment, assess
 from flywheel.scoping._lifecycle import PhaseState, gather
-from flywheel.scoping._scoping import Assessment, assess
 
 __all__ = [
     "Entry",
@@ -103,5 +103,3 @@ def portfolio(paths: list[str | os.PathLike[str]]) -> list[Entry]:
         names[e.assessment.project] = e.path
     ordered = sorted(entries, key=lambda e: (-e.priority, -e.assessment.impact.score, e.assessment.project))
     return [Entry(e.path, e.assessment, e.phase, i + 1) for i, e in enumerate(ordered)]
-
-

@@ -2,9 +2,11 @@
 numeric pipelines, and the service's side of the prediction log.
 """
 
-from flywheel.serving._app import LATENCY_BUCKETS, ServeOptions, create_app, serve
+from flywheel.serving._app import create_app, serve
 from flywheel.serving._fast_path import FastPath, fast_path
+from flywheel.serving._metrics import LATENCY_BUCKETS
 from flywheel.serving._model_process import ModelFailed, ModelProcess, ModelProcessGone, main, settle
+from flywheel.serving._options import ServeOptions
 from flywheel.serving._served import Served, load_served
 
 __all__ = [

@@ -1,0 +1,91 @@
+"""The Typer app and what every command shares: the consoles, the error boundary, the common options.
+
+Every command module imports these, so they live below all of them; the commands themselves are
+registered on ``app`` by ``flywheel.cli._commands``, in the order ``flywheel --help`` lists them.
+Nothing here imports pandas, scikit-learn or the pipeline, so ``flywheel --version`` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from flywheel._version import __version__
+from flywheel.errors import FlywheelError
+
+__all__ = [
+    "ExecutorOpt",
+    "JsonOpt",
+    "PathArg",
+    "WorkersOpt",
+    "app",
+    "err",
+    "out",
+    "user_errors",
+]
+
+
+app = typer.Typer(
+    name="flywheel",
+    help="Run ML projects the way the best teams do: baselines first, one metric, evidence.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    try:
+        yield
+    except FlywheelError as exc:
+        err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("interrupted", markup=False)
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        if os.environ.get("FLYWHEEL_DEBUG"):
+            raise
+        line = (str(exc).strip().splitlines() or [""])[0]
+        err.print(
+            f"internal error: {type(exc).__name__}: {line} (set FLYWHEEL_DEBUG=1 for the "
+            "traceback, and please report it)",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"flywheel {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """flywheel: scope, baselines, one metric, and the data loop."""
+
+
+PathArg = Annotated[Path, typer.Argument(help="Project file, or the folder holding flywheel.yaml.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+WorkersOpt = Annotated[int | None, typer.Option(min=1, help="Fits run at once (default: all cores).")]
+ExecutorOpt = Annotated[
+    str | None,
+    typer.Option(help="Where fits run: local (default) or dask://HOST:PORT (extra flywheel[dask])."),
+]

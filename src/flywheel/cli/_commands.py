@@ -1,0 +1,68 @@
+"""The command tree: every command registered on the app, and the console-script entry point.
+
+Registration happens here, in one list, rather than by decorators in each module, because the order
+of registration is the order ``flywheel --help`` lists the commands, and that order follows the
+lifecycle rather than the modules. Typer lists the groups (objective, phase, queue) after the commands.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from flywheel.cli._app import app
+from flywheel.cli._loop import mine, queue_export, queue_import, queue_list, retrain, serve
+from flywheel.cli._registry import alias, gate, models, promote
+from flywheel.cli._run import baselines, diagnose, forecast, objective_log, run, runs
+from flywheel.cli._scoping import assess, card, demo, init, phase_back, phase_show, portfolio
+
+__all__ = [
+    "app",
+    "main",
+]
+
+for command in (
+    run,
+    baselines,
+    diagnose,
+    forecast,
+    runs,
+    init,
+    demo,
+    gate,
+    promote,
+    alias,
+    models,
+    assess,
+    portfolio,
+    card,
+    serve,
+    mine,
+    retrain,
+):
+    app.command()(command)
+
+objective_app = typer.Typer(
+    help="The objective's history: every formula that judged this project.", no_args_is_help=True
+)
+app.add_typer(objective_app, name="objective")
+objective_app.command("log")(objective_log)
+
+phase_app = typer.Typer(
+    help="The lifecycle phase: where the project is, and loop-backs.", no_args_is_help=True
+)
+app.add_typer(phase_app, name="phase")
+phase_app.command("show")(phase_show)
+phase_app.command("back")(phase_back)
+
+queue_app = typer.Typer(
+    help="The review queue: list, export for a labelling tool, import labels.", no_args_is_help=True
+)
+app.add_typer(queue_app, name="queue")
+queue_app.command("list")(queue_list)
+queue_app.command("export")(queue_export)
+queue_app.command("import")(queue_import)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,199 @@
+"""The flywheel's commands: serve the champion, mine the log, work the review queue, retrain.
+
+The service and the loop are imported inside each command, so the CLI starts without them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from flywheel.cli._app import JsonOpt, PathArg, err, out, user_errors
+from flywheel.errors import FlywheelError
+
+__all__ = [
+    "mine",
+    "queue_export",
+    "queue_import",
+    "queue_list",
+    "retrain",
+    "serve",
+]
+
+
+def serve(
+    path: PathArg = Path("."),
+    model: Annotated[
+        str, typer.Option("--model", help="The alias to serve (it is followed on promotion).")
+    ] = "champion",
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port (0 picks a free one; the line printed says which).")
+    ] = 8000,
+    ack: Annotated[
+        str,
+        typer.Option(
+            help="durable: answer once the prediction is committed to the log (default); "
+            "fast: answer once it is handed to the log's writer process (a power cut may lose "
+            "the last milliseconds; killing the service loses nothing)."
+        ),
+    ] = "durable",
+    max_batch: Annotated[
+        int, typer.Option(min=1, help="Most rows in one /predict request (413 above).")
+    ] = 1000,
+    queue_size: Annotated[
+        int, typer.Option(min=1, help="Records waiting for the log's writer before answering 503.")
+    ] = 10000,
+    retention_rows: Annotated[
+        int | None, typer.Option(min=1, help="Keep at most this many predictions.")
+    ] = None,
+    retention_days: Annotated[
+        float | None, typer.Option(min=0, help="Delete predictions older than this.")
+    ] = None,
+    allow_new_classes: Annotated[
+        bool, typer.Option(help="Accept feedback labels outside the known classes.")
+    ] = False,
+    model_process: Annotated[
+        bool,
+        typer.Option(
+            "--model-process/--model-on-loop",
+            help="Run the model in a worker process (default: inference on another core, the event loop "
+            "never waits behind it) or on the event loop itself (one process less, one model copy less).",
+        ),
+    ] = True,
+) -> None:
+    """Serve the champion: POST /predict (logged), POST /feedback, GET /health, GET /metrics."""
+    from flywheel.project import load_project
+    from flywheel.serving import ServeOptions
+    from flywheel.serving import serve as run_service
+
+    with user_errors():
+        if ack not in ("durable", "fast"):
+            raise FlywheelError(f"--ack must be durable or fast; got {ack!r}")
+        options = ServeOptions(
+            alias=model,
+            ack=ack,  # type: ignore[arg-type]
+            max_batch=max_batch,
+            queue_size=queue_size,
+            retention_rows=retention_rows,
+            retention_days=retention_days,
+            allow_new_classes=allow_new_classes,
+            model_process=model_process,
+        )
+        run_service(load_project(path), host=host, port=port, options=options)
+
+
+def _print_items(items: list[Any], title: str) -> None:
+    table = Table(title=title, title_justify="left")
+    for col in ("item", "score", "model says", "reasons", "nominated by"):
+        table.add_column(col)
+    for it in items:
+        table.add_row(
+            it.id, f"{it.score:.2f}", str(it.prediction), "; ".join(it.reasons), f"{it.model} v{it.version}"
+        )
+    out.print(table)
+
+
+def mine(
+    path: PathArg = Path("."),
+    budget: Annotated[int, typer.Option(min=1, help="How many rows to nominate for review.")] = 50,
+    pool: Annotated[Path | None, typer.Option(help="A file of unlabelled rows to mine as well.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Nominate the logged predictions (and pool rows) a label would teach most; add them to the queue."""
+    from flywheel.loop import mine as mine_items
+    from flywheel.project import load_project
+
+    with user_errors():
+        items = mine_items(load_project(path), budget, pool=pool)
+        if as_json:
+            sys.stdout.write(json.dumps([i.to_dict() for i in items], indent=2, default=str) + "\n")
+            return
+        if not items:
+            out.print("nothing to mine: no unlabelled logged predictions with a reason to review")
+            return
+        _print_items(items, f"{len(items)} rows added to the review queue")
+
+
+def queue_list(path: PathArg = Path("."), as_json: JsonOpt = False) -> None:
+    """Open review items, highest priority first."""
+    from flywheel.loop import list_queue
+    from flywheel.project import load_project
+
+    with user_errors():
+        items = list_queue(load_project(path))
+        if as_json:
+            sys.stdout.write(json.dumps([i.to_dict() for i in items], indent=2, default=str) + "\n")
+            return
+        if not items:
+            out.print("the review queue is empty; `flywheel mine` fills it")
+            return
+        _print_items(items, f"{len(items)} open review items")
+
+
+def queue_export(
+    output: Annotated[Path, typer.Argument(help="A .csv or .jsonl file to write.")],
+    path: PathArg = Path("."),
+) -> None:
+    """Write the open items (features, the model's guess, the reasons, an empty label column)."""
+    from flywheel.loop import export_queue
+    from flywheel.project import load_project
+
+    with user_errors():
+        n = export_queue(load_project(path), output)
+        out.print(f"{n} items written to {output}", markup=False)
+
+
+def queue_import(
+    labels: Annotated[Path, typer.Argument(help="A .csv or .jsonl file with item_id and label (and by).")],
+    path: PathArg = Path("."),
+) -> None:
+    """Take labels for review items; each becomes feedback for retraining."""
+    from flywheel.loop import import_labels
+    from flywheel.project import load_project
+    from flywheel.serving import load_served
+
+    with user_errors():
+        project = load_project(path)
+        classes = load_served(project).schema.classes
+        taken, problems = import_labels(project, labels, classes)
+        for p in problems:
+            err.print(f"skipped: {p}", markup=False)
+        out.print(f"{taken} labels taken", markup=False)
+        if problems and not taken:
+            raise typer.Exit(2)
+
+
+def retrain(path: PathArg = Path("."), as_json: JsonOpt = False) -> None:
+    """Fit the champion's model on train + accepted labels, register it as challenger, judge it.
+
+    Exit code: 0 when it beats the champion (promote it with `flywheel promote NAME`), 1 when it
+    loses, 3 when the comparison is not decided.
+    """
+    from flywheel.loop import retrain as retrain_model
+    from flywheel.project import load_project
+
+    with user_errors():
+        result = retrain_model(load_project(path))
+        if as_json:
+            sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+        else:
+            out.print(
+                f"challenger: {result.name} v{result.version}, trained on {result.trained_rows:,} rows "
+                f"({result.added_labels:,} from feedback)",
+                markup=False,
+            )
+            for note in result.notes:
+                out.print(f"note: {note}", markup=False)
+            colour = {"pass": "green", "fail": "red", "inconclusive": "yellow"}[result.verdict["status"]]
+            out.print(
+                f"[{colour}]{result.verdict['status'].upper()}[/] {escape(result.verdict['reason'])}",
+                soft_wrap=True,
+            )
+        raise typer.Exit({"pass": 0, "fail": 1, "inconclusive": 3}[result.verdict["status"]])

@@ -1,0 +1,243 @@
+"""The scoping commands: init, demo, assess, phase show and back, portfolio, card.
+
+They read the project file and its store (``demo`` also runs the demo project); the assessment's
+drawing lives here because no other command shows it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from flywheel.cli._app import JsonOpt, PathArg, out, user_errors
+from flywheel.cli._render import print_result
+from flywheel.cli._run import run_with_progress
+from flywheel.cli._store import from_store
+from flywheel.errors import FlywheelError
+
+__all__ = [
+    "assess",
+    "card",
+    "demo",
+    "init",
+    "phase_back",
+    "phase_show",
+    "portfolio",
+]
+
+
+def init(
+    folder: Annotated[Path, typer.Argument(help="Where to write flywheel.yaml.")] = Path("."),
+    from_csv: Annotated[Path | None, typer.Option("--from-csv", help="A CSV to describe.")] = None,
+    target: Annotated[str | None, typer.Option(help="The CSV's target column.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing flywheel.yaml.")] = False,
+) -> None:
+    """Write a commented flywheel.yaml (filled in from a CSV with --from-csv and --target)."""
+    from flywheel.scoping import write_init
+
+    with user_errors():
+        path = write_init(folder, csv=from_csv, target=target, force=force)
+        out.print(f"wrote {path}; edit it, then run `flywheel run {folder}`", soft_wrap=True)
+
+
+def demo(
+    folder: Annotated[Path, typer.Option("--dir", help="Where to write the demo project.")] = Path(
+        "flywheel-demo"
+    ),
+) -> None:
+    """Write a demo project (handwritten digits on parcels) and run it."""
+    from flywheel.scoping import write_demo
+
+    with user_errors():
+        path = write_demo(folder)
+        out.print(f"demo project written to {path}", soft_wrap=True)
+        print_result(run_with_progress(path, quiet=False))
+
+
+_SOURCE_TAG = {"declared": "[magenta]declared[/]", "measured": "[green]measured[/]", "none": "[dim]none[/]"}
+
+
+def _print_driver(d: Any) -> None:
+    tag = "[green]measured[/]" if d.measured else "[magenta]declared only[/]"
+    out.print(f"[bold]{d.name}[/] {d.score:.2f} ({d.low:.2f}–{d.high:.2f}) · {tag}")
+    for e in d.evidence:
+        score = f" → {e.score:.2f}" if e.score is not None else ""
+        flag = " [red]⚑[/]" if e.flag else ""
+        out.print(f"   {_SOURCE_TAG[e.source]:>28} {escape(e.text)}{score}{flag}", soft_wrap=True)
+
+
+def _print_assessment(a: Any, phase: Any | None = None) -> None:
+    f = a.feasibility
+    out.print(
+        f"[bold]{escape(a.project)}[/] · {a.archetype} · feasibility {f.score:.2f} ({f.low:.2f}–{f.high:.2f})"
+        f" · impact {a.impact.score:.2f} ({a.impact.low:.2f}–{a.impact.high:.2f})"
+        + (f" · phase {phase.phase}" if phase is not None else "")
+    )
+    for d in (a.data, a.accuracy, a.difficulty, a.impact):
+        _print_driver(d)
+    out.print(f"[bold]{a.archetype} questions[/]")
+    for q in a.questions:
+        colour = "yellow" if q["status"] == "open" else "green"
+        out.print(
+            f"   [{colour}]{q['status']}[/] {escape(q['question'])} — {escape(q['answer'])}", soft_wrap=True
+        )
+    out.print(f"   advice: {escape(a.advice)}", soft_wrap=True)
+    out.print("[bold]feasibility checklist[/]")
+    colours = {"done": "green", "open": "yellow", "contradicted": "red"}
+    for c in a.checklist:
+        out.print(
+            f"   [{colours[c.status]}]{c.status:>12}[/] {c.item} — {escape(c.evidence)} "
+            f"({_SOURCE_TAG[c.source]})",
+            soft_wrap=True,
+        )
+    r = a.readiness
+    out.print(f"[bold]readiness[/] {r['score']:g} of 3 (the weakest section: {r['weakest']})")
+    for section, body in r["sections"].items():
+        items = ", ".join(f"{i['item']} {i['score']:g} ({i['source']})" for i in body["items"])
+        out.print(f"   {section} {body['score']:g}: {items}", soft_wrap=True, markup=False)
+    if phase is not None:
+        out.print(f"[bold]phase[/] {phase.phase} — {escape(phase.reason)}", soft_wrap=True)
+
+
+def assess(path: PathArg = Path("."), as_json: JsonOpt = False) -> None:
+    """Feasibility, impact, archetype questions, the checklist and readiness, from the latest run.
+
+    Reads the project file (declared) and its store (measured); fits nothing. Run `flywheel run`
+    first for the measured evidence.
+    """
+    with user_errors():
+        from flywheel.scoping import assess_path
+
+        _, assessment, state, run = assess_path(path)
+        if as_json:
+            payload = {**assessment.to_dict(), "phase": state.to_dict()}
+            sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+            return
+        _print_assessment(assessment, state)
+        if run is None:
+            out.print(
+                "note: no stored run yet: every score rests on declared evidence (`flywheel run` measures)"
+            )
+
+
+def phase_show(path: PathArg = Path("."), as_json: JsonOpt = False) -> None:
+    """The current phase (inferred from what exists) and the timeline."""
+    from flywheel.project import load_project
+    from flywheel.scoping import gather
+
+    with user_errors():
+        state = gather(load_project(path)).phase
+        if as_json:
+            sys.stdout.write(json.dumps(state.to_dict(), indent=2, default=str) + "\n")
+            return
+        out.print(f"phase: [bold]{state.phase}[/] — {escape(state.reason)}", soft_wrap=True)
+        for t in state.timeline:
+            out.print(
+                f"  {(t['at'] or '')[:16].replace('T', ' ')}  {t['phase']:<10} {t['what']}", markup=False
+            )
+
+
+def phase_back(
+    path: PathArg = Path("."),
+    to: Annotated[str, typer.Option("--to", help="The earlier phase: planning, data or training.")] = "",
+    reason: Annotated[str, typer.Option("--reason", help="Why the project goes back.")] = "",
+) -> None:
+    """Record a loop-back to an earlier phase and why (--to data --reason "labels unreliable")."""
+    from datetime import UTC, datetime
+
+    from flywheel.project import load_project
+    from flywheel.registry import open_store
+    from flywheel.scoping import gather, validate_move
+
+    with user_errors():
+        project = load_project(path)
+        state = gather(project).phase
+        target = validate_move(state.phase, to, reason)
+        store = open_store(project.store_dir)
+        try:
+            store.record_phase(project.project, datetime.now(UTC), state.phase, target, reason.strip())
+        finally:
+            store.close()
+        out.print(f"phase: {state.phase} → {target} ({reason.strip()})", markup=False)
+
+
+def portfolio(
+    paths: Annotated[list[Path], typer.Argument(help="Project files or folders (two or more).")],
+    as_json: JsonOpt = False,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Where portfolio.html and portfolio.png are written.")
+    ] = Path("."),
+    png: Annotated[bool, typer.Option("--png/--no-png", help="Also write the chart as a PNG.")] = True,
+) -> None:
+    """Rank several projects by impact and feasibility and draw the chart (HTML and PNG)."""
+    from flywheel.report import write_chart_html, write_chart_png
+    from flywheel.scoping import portfolio as rank_projects
+
+    with user_errors():
+        entries = rank_projects(list(paths))
+        html = write_chart_html(entries, out_dir / "portfolio.html")
+        picture = write_chart_png(entries, out_dir / "portfolio.png") if png else None
+        if as_json:
+            payload = {
+                "projects": [e.to_dict() for e in entries],
+                "html": str(html),
+                "png": str(picture) if picture else None,
+            }
+            sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+            return
+        table = Table(title="portfolio · ranked by impact × feasibility", title_justify="left")
+        for col in (
+            "#",
+            "project",
+            "archetype",
+            "phase",
+            "feasibility",
+            "impact",
+            "net value/yr",
+            "where",
+            "evidence",
+        ):
+            table.add_column(col)
+        for e in entries:
+            d = e.to_dict()
+            f, i = d["feasibility"], d["impact"]
+            table.add_row(
+                str(e.rank),
+                d["project"],
+                d["archetype"],
+                d["phase"],
+                f"{f['score']:.2f} ({f['low']:.2f}–{f['high']:.2f})",
+                f"{i['score']:.2f} ({i['low']:.2f}–{i['high']:.2f})",
+                "—" if d["net_value_per_year"] is None else f"{d['net_value_per_year']:,.0f}",
+                d["quadrant"],
+                "[green]measured[/]" if d["measured"] else "[magenta]declared only[/]",
+            )
+        out.print(table)
+        out.print(f"chart: {html}" + (f" · {picture}" if picture else ""), soft_wrap=True)
+
+
+def card(
+    path: PathArg = Path("."),
+    model: Annotated[str | None, typer.Option(help="The model (default: the latest run's best).")] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Where to write (default: MODEL_CARD.md next to the project)."),
+    ] = None,
+) -> None:
+    """Write a model card (Markdown with Hugging Face model-index metadata) from the latest run."""
+    from flywheel.scoping import model_card
+
+    with user_errors():
+        project, rows = from_store(path, lambda store, name: [r] if (r := store.latest_run(name)) else [])
+        if not rows:
+            raise FlywheelError(f"{project.project}: no stored run yet; run `flywheel run` first")
+        text = model_card(project, rows[0], model)
+        target = output or project.root / "MODEL_CARD.md"
+        target.write_text(text, encoding="utf-8")
+        out.print(f"model card: {target}", soft_wrap=True, markup=False)

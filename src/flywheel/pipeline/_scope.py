@@ -1,0 +1,35 @@
+"""Scoping a run: the project's assessment and its lifecycle phase, this run counted among the artifacts."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from flywheel.project import Project
+from flywheel.registry import Store
+from flywheel.results import RunResult
+from flywheel.scoping import assess, infer_phase
+
+__all__ = [
+    "scope_run",
+]
+
+
+def scope_run(proj: Project, db: Store | None, result: RunResult, frame: Any) -> RunResult:
+    """The assessment and the lifecycle phase, with this run counted among the artifacts."""
+    artifacts: dict[str, Any] = {"data_checked": True}
+    runs: list[dict[str, Any]] = []
+    champion = None
+    events: list[dict[str, Any]] = []
+    if db is not None:
+        runs = db.run_summaries(proj.project)
+        champion = db.get_alias(proj.project, "champion")
+        events = db.phase_events(proj.project)
+        artifacts.update(models=bool(db.list_models(proj.project)), champion=champion is not None)
+    candidates = sum(e.role == "candidate" for e in result.evaluations)
+    runs.append({"id": result.run_id, "started_at": result.started_at.isoformat(), "candidates": candidates})
+    state = infer_phase(data_loads=True, runs=runs, champion=champion, events=events)
+    assessment = assess(proj, result.to_dict(), frame=frame.head(2000), artifacts=artifacts)
+    from flywheel.registry import flywheel_summary
+
+    return replace(result, assessment=assessment, phase=state, flywheel=flywheel_summary(proj))

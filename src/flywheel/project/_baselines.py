@@ -1,0 +1,103 @@
+"""The baselines section: declared human level, external results and hand-written rules.
+
+Human and external baselines take metric values as their own keys (``accuracy: 0.98``), so
+their unknown keys are checked against the metric names instead of a fixed field list.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from flywheel.metrics import is_metric, metric_names
+from flywheel.project._strict import _MODULE_FN, _hint, _one_of, _Strict
+
+__all__ = [
+    "Baselines",
+    "ExternalBaseline",
+    "HumanBaseline",
+]
+
+
+def _metric_values(values: dict[str, Any], fields: list[str]) -> dict[str, float]:
+    names = metric_names()
+    out: dict[str, float] = {}
+    for key, value in values.items():
+        if not is_metric(str(key)):
+            raise ValueError(
+                f"has an unknown field {key!r}; allowed: {', '.join(fields)} or a metric "
+                f"({_one_of(names)}){_hint(str(key), names + fields)}"
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{key} must be a number; got {value!r}")
+        out[key] = float(value)
+    return out
+
+
+class HumanBaseline(BaseModel):
+    """Declared human-level performance: metric values, who, how many rows, and where from."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    tier: Literal["crowd", "generalist", "expert", "expert-panel"] = "generalist"
+    n: int | None = Field(default=None, gt=0)
+    source: str = ""
+    # A file of annotators' labels (columns: id, annotator, label) from which human level is measured.
+    annotators: str | None = None
+    _values: dict[str, float] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _collect_metrics(self) -> HumanBaseline:
+        self._values = _metric_values(dict(self.model_extra or {}), sorted(type(self).model_fields))
+        if not self._values and not self.annotators:
+            raise ValueError("needs at least one metric value, e.g. accuracy: 0.98, or an annotators file")
+        return self
+
+    @property
+    def values(self) -> dict[str, float]:
+        """The declared metric values."""
+        return dict(self._values)
+
+
+class ExternalBaseline(BaseModel):
+    """A declared external result (a published paper, a vendor's claim)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    name: str
+    source: str = ""
+    caveat: str = ""
+    _values: dict[str, float] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _collect_metrics(self) -> ExternalBaseline:
+        self._values = _metric_values(dict(self.model_extra or {}), sorted(type(self).model_fields))
+        if not self._values:
+            raise ValueError("needs at least one metric value, e.g. accuracy: 0.99")
+        return self
+
+    @property
+    def values(self) -> dict[str, float]:
+        """The declared metric values."""
+        return dict(self._values)
+
+
+class Baselines(_Strict):
+    """Baselines the user declares: human level, external results and hand-written rules."""
+
+    human: HumanBaseline | None = None
+    external: list[ExternalBaseline] = Field(default_factory=list)
+    rules: list[str] = Field(default_factory=list)
+    # Each rung gets this long to fit and predict before it is stopped and reported as too slow.
+    time_budget_s: float = Field(default=120.0, gt=0)
+    # "Do we need ML?": how much better (in the optimized metric) ML must be to be worth it.
+    margin: float = Field(default=0.0, ge=0)
+
+    @field_validator("rules")
+    @classmethod
+    def _rule_paths(cls, v: list[str]) -> list[str]:
+        for path in v:
+            if not _MODULE_FN.match(path):
+                raise ValueError(f"entries must look like module:function; got {path!r}")
+        return v

@@ -1,0 +1,128 @@
+"""Saved model versions in the store and the aliases (champion, challenger, any name) that point at them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from flywheel.registry._connection import StoreConnection
+from flywheel.registry._schema import AliasRow, ModelRow
+
+__all__ = [
+    "ModelQueries",
+]
+
+
+def _model_dict(row: ModelRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "version": row.version,
+        "path": row.path,
+        "data_fingerprint": row.data_fingerprint,
+        "split_fingerprint": row.split_fingerprint,
+        "objective_version": row.objective_version,
+        "run_id": row.run_id,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+class ModelQueries(StoreConnection):
+    """Registering artifacts as numbered versions, and moving and reading aliases."""
+
+    def register_model(
+        self,
+        project: str,
+        name: str,
+        version: int,
+        path: Path,
+        data_fingerprint: str,
+        split_fingerprint: str,
+        objective_version: str,
+        run_id: str,
+        when: datetime,
+    ) -> dict[str, Any]:
+        """Record a saved artifact as ``version`` of ``name`` (from :meth:`next_model_version`)."""
+        with self.session() as s:
+            row = ModelRow(
+                project=project,
+                name=name,
+                version=version,
+                path=str(path),
+                data_fingerprint=data_fingerprint,
+                split_fingerprint=split_fingerprint,
+                objective_version=objective_version,
+                run_id=run_id,
+                created_at=when,
+            )
+            s.add(row)
+            s.flush()
+            return _model_dict(row)
+
+    def next_model_version(self, project: str, name: str) -> int:
+        """The version the next artifact of ``name`` will get."""
+        with self.session() as s:
+            latest = s.scalar(
+                select(func.max(ModelRow.version)).where(ModelRow.project == project, ModelRow.name == name)
+            )
+            return int(latest or 0) + 1
+
+    def latest_model(self, project: str, name: str) -> dict[str, Any] | None:
+        """The newest saved version of ``name``."""
+        with self.session() as s:
+            row = s.scalars(
+                select(ModelRow)
+                .where(ModelRow.project == project, ModelRow.name == name)
+                .order_by(ModelRow.version.desc())
+            ).first()
+            return None if row is None else _model_dict(row)
+
+    def set_alias(
+        self,
+        project: str,
+        alias: str,
+        model_id: int,
+        when: datetime,
+        *,
+        forced: bool = False,
+        note: str | None = None,
+    ) -> None:
+        """Point ``alias`` at a saved model (replacing where it pointed before)."""
+        with self.session() as s:
+            row = s.get(AliasRow, (project, alias))
+            if row is None:
+                row = AliasRow(project=project, alias=alias)
+                s.add(row)
+            row.model_id, row.set_at, row.forced, row.note = model_id, when, int(forced), note
+
+    def get_alias(self, project: str, alias: str) -> dict[str, Any] | None:
+        """The saved model an alias points at, with how it got there."""
+        with self.session() as s:
+            row = s.get(AliasRow, (project, alias))
+            if row is None:
+                return None
+            model = s.get(ModelRow, row.model_id)
+            assert model is not None
+            return {
+                **_model_dict(model),
+                "alias": alias,
+                "set_at": row.set_at.isoformat(),
+                "forced": bool(row.forced),
+                "note": row.note,
+            }
+
+    def list_models(self, project: str) -> list[dict[str, Any]]:
+        """Saved models, newest first, with the aliases pointing at each."""
+        with self.session() as s:
+            aliases: dict[int, list[str]] = {}
+            for a in s.scalars(select(AliasRow).where(AliasRow.project == project)):
+                aliases.setdefault(a.model_id, []).append(a.alias + (" (forced)" if a.forced else ""))
+            rows = s.scalars(
+                select(ModelRow)
+                .where(ModelRow.project == project)
+                .order_by(ModelRow.created_at.desc(), ModelRow.id.desc())
+            )
+            return [{**_model_dict(r), "aliases": sorted(aliases.get(r.id, []))} for r in rows]

@@ -1,0 +1,32 @@
+"""How the service runs: the options ``flywheel serve`` turns its flags into.
+
+A module of its own because the app, its state and its routes all read them, and none of those
+may import the others' modules just for this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+__all__ = [
+    "ServeOptions",
+]
+
+
+@dataclass
+class ServeOptions:
+    """How the service runs (see ``flywheel serve --help``)."""
+
+    alias: str = "champion"
+    ack: Literal["durable", "fast"] = "durable"
+    max_batch: int = 1_000
+    queue_size: int = 10_000
+    log_batch: int = 1_000
+    retention_rows: int | None = None
+    retention_days: float | None = None
+    reload_s: float = 1.0
+    allow_new_classes: bool = False
+    log_path: Path | None = None
+    model_process: bool = True  # model calls in a worker process (False: on the event loop)

@@ -1,0 +1,159 @@
+"""Reading a request: its JSON body, its rows checked against the training schema, a feedback
+payload's fields and label, the OpenAPI shape of ``/predict``'s body, and the error answer.
+
+Every refusal names the offending field and says why in one line (``{"detail": ...}``), so a
+client can fix its request without reading the service's code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from flywheel.evaluation import Schema
+
+__all__: list[str] = []
+
+
+class _Refused(ValueError):
+    """A request the service will not answer: the HTTP status and the one-line reason."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Any:
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
+
+
+async def _read_json(request: Request) -> Any:
+    body = await request.body()
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(
+            f"body: not valid JSON ({exc.__class__.__name__}: {str(exc).splitlines()[0]})"
+        ) from None
+
+
+def _validator(schema: Schema) -> Callable[[Any, str], dict[str, Any]]:
+    """Checks one row against the schema; raises ValueError with the offending field and why."""
+    expected = schema.features
+
+    def check(row: Any, where: str) -> dict[str, Any]:
+        if not isinstance(row, dict):
+            raise ValueError(f"{where}: must be an object of feature values; got {type(row).__name__}")
+        missing = [c for c in expected if c not in row]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise ValueError(f"{where}.{missing[0]}: is required{more}")
+        extra = [c for c in row if c not in expected]
+        if extra:
+            raise ValueError(f"{where}.{extra[0]}: is not a feature of this model")
+        for col, kind in expected.items():
+            v = row[col]
+            if v is None:
+                continue
+            if kind == "numeric":
+                if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                    raise ValueError(f"{where}.{col}: must be a finite number; got {v!r}")
+            elif not isinstance(v, str):
+                raise ValueError(f"{where}.{col}: must be a string; got {v!r}")
+        return row
+
+    return check
+
+
+def _request_rows(payload: Any, schema: Schema, max_batch: int) -> tuple[bool, list[dict[str, Any]]]:
+    """Whether ``payload`` is a batch, and its rows checked against ``schema``.
+
+    Raises
+    ------
+    _Refused
+        413 for more than ``max_batch`` rows, 422 for anything else that is wrong.
+    """
+    batch = isinstance(payload, dict) and "rows" in payload and "rows" not in schema.features
+    rows = payload["rows"] if batch else [payload]
+    if batch and not isinstance(rows, list):
+        raise _Refused(422, f"rows: must be a list of rows; got {type(rows).__name__}")
+    if len(rows) > max_batch:
+        raise _Refused(413, f"rows: {len(rows)} rows is more than the limit of {max_batch} per request")
+    if not rows:
+        raise _Refused(422, "rows: must hold at least one row")
+    check = _validator(schema)
+    try:
+        return batch, [check(r, f"rows[{i}]" if batch else "body") for i, r in enumerate(rows)]
+    except ValueError as exc:
+        raise _Refused(422, str(exc)) from None
+
+
+def _check_feedback(payload: Any) -> str | None:
+    if not isinstance(payload, dict):
+        return f"body: must be an object with prediction_id, label and by; got {type(payload).__name__}"
+    for name in ("prediction_id", "label"):
+        if name not in payload:
+            return f"{name}: is required"
+    extra = [k for k in payload if k not in ("prediction_id", "label", "by", "source")]
+    if extra:
+        return f"{extra[0]}: is not a field of feedback (prediction_id, label, by)"
+    if not isinstance(payload["prediction_id"], str):
+        return f"prediction_id: must be a string; got {payload['prediction_id']!r}"
+    if payload["label"] is None or isinstance(payload["label"], dict | list):
+        return f"label: must be a class label or a number; got {payload['label']!r}"
+    by = payload.get("by", payload.get("source"))
+    if by is not None and not isinstance(by, str):
+        return f"by: must be a string; got {by!r}"
+    return None
+
+
+def _check_label(label: Any, schema: Schema, allow_new_classes: bool) -> str | None:
+    """Why a feedback label does not fit the served model's target (None when it does)."""
+    if schema.classes is not None:
+        known = {str(c) for c in schema.classes}
+        if str(label) not in known and not allow_new_classes:
+            shown = ", ".join(sorted(known)[:12])
+            return (
+                f"label: {label!r} is not a known class ({shown}); "
+                "start the service with --allow-new-classes to accept it"
+            )
+    elif isinstance(label, bool) or not isinstance(label, int | float):
+        return f"label: must be a number for a regression target; got {label!r}"
+    return None
+
+
+def _predict_openapi(schema: Schema) -> dict[str, Any]:
+    """``/predict``'s request body for the OpenAPI document: one row of features, or ``{"rows": [...]}``."""
+    feature_schema = {
+        "type": "object",
+        "properties": {
+            c: ({"type": ["number", "null"]} if k == "numeric" else {"type": ["string", "null"]})
+            for c, k in schema.features.items()
+        },
+        "required": list(schema.features),
+        "additionalProperties": False,
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            feature_schema,
+                            {
+                                "type": "object",
+                                "properties": {"rows": {"type": "array", "items": feature_schema}},
+                                "required": ["rows"],
+                            },
+                        ]
+                    }
+                }
+            },
+        }
+    }

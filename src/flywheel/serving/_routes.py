@@ -1,0 +1,227 @@
+"""The service's endpoints: thin handlers registered on the app, each handing its request to a
+function here that does the work with what the endpoints share (:class:`_Service`).
+
+The handlers keep their names and signatures, since FastAPI builds the OpenAPI document (its
+operation ids, its parameters) from them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from flywheel.evaluation import plain_value
+from flywheel.prediction_log import LogFull, LogWriteError, PredictionLog, PredictionRecord
+from flywheel.project import Project
+from flywheel.serving._acks import _acked, _durable, _log_refused
+from flywheel.serving._batcher import _Batcher
+from flywheel.serving._frames import _frame
+from flywheel.serving._metrics import _Metrics, _prometheus
+from flywheel.serving._model_process import ModelFailed, ModelProcessGone
+from flywheel.serving._options import ServeOptions
+from flywheel.serving._requests import (
+    _check_feedback,
+    _check_label,
+    _error,
+    _predict_openapi,
+    _read_json,
+    _Refused,
+    _request_rows,
+)
+from flywheel.serving._served import Served
+from flywheel.serving._state import _State
+
+__all__: list[str] = []
+
+
+@dataclass(frozen=True)
+class _Service:
+    """What the endpoints share; ``holder["log"]`` is the prediction log while the app runs."""
+
+    project: Project
+    opts: ServeOptions
+    metrics: _Metrics
+    state: _State
+    batcher: _Batcher
+    holder: dict[str, PredictionLog]
+
+
+def _add_routes(app: FastAPI, service: _Service) -> None:
+    """Register the endpoints; ``/predict``'s documented body is the served model's schema."""
+    metrics = service.metrics
+
+    @app.post(
+        "/predict",
+        openapi_extra=_predict_openapi(service.state.current.schema),
+        summary="Predict one row or a batch; every prediction is logged",
+    )
+    @metrics.observed("/predict")
+    async def predict(request: Request) -> Any:
+        return await _predict(service, request)
+
+    @app.post("/feedback", summary="The true label of a logged prediction, and who gave it")
+    @metrics.observed("/feedback")
+    async def feedback(request: Request) -> Any:
+        return await _feedback(service, request)
+
+    @app.get("/review/next", summary="The open review item with the highest priority")
+    async def review_next() -> Any:
+        return await _review_next(service)
+
+    @app.post("/review/{item_id}", summary="Label a review item; the label becomes feedback")
+    async def review_label(item_id: str, request: Request) -> Any:
+        return await _review_label(service, item_id, request)
+
+    @app.get("/health", summary="Whether the service is up, and which model it serves")
+    async def health() -> Any:
+        current = service.state.current
+        log = service.holder.get("log")
+        return {
+            "status": "ok",
+            "project": service.project.project,
+            "alias": service.opts.alias,
+            "model": current.name,
+            "version": current.version,
+            "ack": service.opts.ack,
+            "log_queue_depth": log.depth if log else 0,
+        }
+
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus text format")
+    async def prometheus() -> Any:
+        return _prometheus(service.holder.get("log"), service.state.current, metrics)
+
+
+async def _predict(service: _Service, request: Request) -> Any:
+    """``POST /predict``: check the rows, predict, log every prediction, answer once it is logged."""
+    started = time.perf_counter()
+    current, runner = service.state.serving  # one model for the whole request, even if a reload lands
+    try:
+        payload = await _read_json(request)
+    except ValueError as exc:
+        return _error(422, str(exc))
+    try:
+        batch, clean = _request_rows(payload, current.schema, service.opts.max_batch)
+    except _Refused as exc:
+        return _error(exc.status, str(exc))
+    log = service.holder["log"]
+    committed, ack = _acked(asyncio.get_running_loop())
+    records: list[PredictionRecord] = []
+    logged = _logger(current, clean, started, records, lambda: log.submit(records, ack))
+    try:
+        if runner is None:
+            out = await service.batcher.predict(current, _frame(clean, current.schema.features), logged)
+        else:
+            out = await runner.predict(clean, logged)
+        await committed
+    except (LogFull, LogWriteError) as exc:
+        return _log_refused(exc)
+    except ModelProcessGone as exc:
+        service.state.revive(runner)  # type: ignore[arg-type]
+        return _error(503, f"{exc}; retry shortly", {"Retry-After": "1"})
+    except ModelFailed as exc:
+        return _error(500, str(exc))
+    service.metrics.predictions += len(records)
+    body = {"model": current.name, "version": current.version, "predictions": out}
+    if not batch:
+        body = {"model": current.name, "version": current.version, **out[0]}
+    return JSONResponse(body)  # plain JSON already: FastAPI's encoder would walk it again
+
+
+def _logger(
+    current: Served,
+    clean: list[dict[str, Any]],
+    started: float,
+    records: list[PredictionRecord],
+    submit: Callable[[], None],
+) -> Callable[[np.ndarray, np.ndarray | None], list[dict[str, Any]]]:
+    """What runs the moment the model answers ``clean``: fill ``records``, submit them, and give the
+    predictions to answer with."""
+
+    def logged(labels: np.ndarray, proba: np.ndarray | None) -> list[dict[str, Any]]:
+        """Run the moment the model answers: the commit starts before this request resumes."""
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        now = time.time()
+        out = []
+        classes = current.schema.classes or []
+        for i, row in enumerate(clean):
+            pid = uuid.uuid4().hex
+            probs = None
+            if proba is not None:
+                probs = {str(c): float(p) for c, p in zip(classes, proba[i], strict=True)}
+            label = plain_value(labels[i])
+            records.append(
+                PredictionRecord(pid, now, current.name, current.version, row, label, probs, elapsed_ms)
+            )
+            out.append({"prediction_id": pid, "prediction": label, "probabilities": probs})
+        submit()
+        return out
+
+    return logged
+
+
+async def _feedback(service: _Service, request: Request) -> Any:
+    """``POST /feedback``: join a true label to a logged prediction; answer once it is logged."""
+    try:
+        payload = await _read_json(request)
+    except ValueError as exc:
+        return _error(422, str(exc))
+    problem = _check_feedback(payload)
+    if problem:
+        return _error(422, problem)
+    log = service.holder["log"]
+    pid = payload["prediction_id"]
+    found = await run_in_threadpool(log.prediction, pid)
+    if found is None:
+        return _error(404, f"prediction_id: no logged prediction {pid!r}")
+    label = payload["label"]
+    problem = _check_label(label, service.state.current.schema, service.opts.allow_new_classes)
+    if problem:
+        return _error(422, problem)
+    source = str(payload.get("by") or payload.get("source") or "anonymous")
+    refused = await _durable(log, lambda done: log.add_feedback(pid, str(label), source, ack=done))
+    if refused is not None:
+        return refused
+    return {"ok": True, "prediction_id": pid, "label": label}
+
+
+async def _review_next(service: _Service) -> Any:
+    """``GET /review/next``: the open review item with the highest priority."""
+    from flywheel.loop import next_item
+
+    item = await run_in_threadpool(next_item, service.project)
+    if item is None:
+        return _error(404, "the review queue is empty; `flywheel mine` fills it")
+    return item.to_dict()
+
+
+async def _review_label(service: _Service, item_id: str, request: Request) -> Any:
+    """``POST /review/{item_id}``: label a review item; the label becomes feedback."""
+    from flywheel.errors import DataError
+    from flywheel.loop import label_item
+
+    try:
+        payload = await _read_json(request)
+    except ValueError as exc:
+        return _error(422, str(exc))
+    if not isinstance(payload, dict) or "label" not in payload:
+        return _error(422, "label: is required")
+    extra = [k for k in payload if k not in ("label", "by")]
+    if extra:
+        return _error(422, f"{extra[0]}: is not a field of a review label (label, by)")
+    classes = None if service.opts.allow_new_classes else service.state.current.schema.classes
+    by = str(payload.get("by") or "anonymous")
+    try:
+        item = await run_in_threadpool(label_item, service.project, item_id, payload["label"], by, classes)
+    except DataError as exc:
+        status = 404 if str(exc).startswith("no review item") else 422
+        return _error(status, str(exc))
+    return item.to_dict()

@@ -1,0 +1,162 @@
+"""The service's state: the served model in one reference, swapped whole, and the watcher thread
+that follows the alias and swaps in the model it points at next.
+
+A request takes the reference once, so it is answered wholly by the old model or wholly by the
+new one, and no request fails because of a reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from flywheel.errors import ModelError
+from flywheel.evaluation import load_model
+from flywheel.project import Project
+from flywheel.serving._metrics import _Metrics
+from flywheel.serving._model_process import ModelProcess, Together
+from flywheel.serving._options import ServeOptions
+from flywheel.serving._served import Served, serving
+
+if TYPE_CHECKING:
+    from flywheel.registry import Store
+
+__all__: list[str] = []
+
+
+class _State:
+    """The served model (one reference, swapped whole) and the watcher that follows the alias."""
+
+    def __init__(
+        self,
+        project: Project,
+        served: Served,
+        options: ServeOptions,
+        metrics: _Metrics,
+        together: Together | None = None,
+    ) -> None:
+        self.project = project
+        self.together = together
+        self.metrics = metrics
+        # The model and the process that runs it, swapped together in one assignment.
+        self.serving: tuple[Served, ModelProcess | None] = (served, None)
+        self.options = options
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._reviving = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="flywheel-reload", daemon=True)
+
+    @property
+    def current(self) -> Served:
+        return self.serving[0]
+
+    async def start(self) -> None:
+        """Start the model process (when one is wanted) and the watcher; on the running loop."""
+        self.loop = asyncio.get_running_loop()
+        if self.options.model_process:
+            served = self.serving[0]
+            self.serving = (served, await self._runner(served))
+        self._thread.start()
+
+    async def _runner(self, served: Served) -> ModelProcess | None:
+        """A model process for ``served``; None (predict on the loop) when one cannot start."""
+        try:
+            loop = asyncio.get_running_loop()
+            return await ModelProcess.start(served, loop, [str(self.project.root)], together=self.together)
+        except ModelError as exc:
+            print(f"flywheel serve: {exc}; predicting on the event loop", file=sys.stderr, flush=True)
+            return None
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        runner = self.serving[1]
+        if runner is not None:
+            runner.close()
+
+    def revive(self, runner: ModelProcess) -> None:
+        """The model process died: start another for the same model (once, in the background)."""
+        if runner.alive or self.serving[1] is not runner or self._reviving or self.loop is None:
+            return
+        self._reviving = True
+
+        async def again() -> None:
+            try:
+                loop = asyncio.get_running_loop()
+                fresh = await ModelProcess.start(
+                    runner.served, loop, runner.search_path, together=runner.together
+                )
+                if self.serving[1] is runner:
+                    self.serving = (runner.served, fresh)
+                else:
+                    fresh.close()
+            except Exception as exc:
+                print(f"flywheel serve: the model process cannot restart: {exc}", file=sys.stderr, flush=True)
+            finally:
+                self._reviving = False
+
+        self.loop.create_task(again())
+
+    def _watch(self) -> None:
+        from flywheel.registry import open_store
+
+        store = open_store(self.project.store_dir, create=False)
+        seen = _store_signature(self.project.store_dir)
+        try:
+            while not self._stop.wait(self.options.reload_s):
+                # A query every second takes the GIL from the request path for a few milliseconds
+                # (SQLAlchemy's Python); for a file store, stat() says first whether anything changed.
+                now = _store_signature(self.project.store_dir)
+                if now is not None and now == seen:
+                    continue
+                seen = now
+                try:
+                    self._follow(store)
+                except Exception as exc:  # keep serving the model we have
+                    self.metrics.reload_errors += 1
+                    print(f"flywheel serve: reload failed, still serving: {exc}", file=sys.stderr, flush=True)
+        finally:
+            store.close()
+
+    def _follow(self, store: Store) -> None:
+        """Swap in the model the alias points at now, when it is another one (ready before the swap)."""
+        entry = store.get_alias(self.project.project, self.options.alias)
+        if entry is None or int(entry["id"]) == self.current.model_id:
+            return
+        fresh = serving(load_model(self.project, entry, self.options.alias))
+        gc.freeze()  # the new model lives as long as the old one did (see _app._settle_heap)
+        runner = None
+        if self.options.model_process and self.loop is not None:  # ready before the swap
+            started = self._runner(fresh)
+            runner = asyncio.run_coroutine_threadsafe(started, self.loop).result(timeout=300)
+        old = self.serving[1]
+        self.serving = (fresh, runner)  # one assignment: requests see the old or the new
+        if old is not None and self.loop is not None:
+            self.loop.call_soon_threadsafe(old.retire)  # after its requests in flight
+        self.metrics.reloads += 1
+        print(
+            f"flywheel serve: {self.options.alias} is now {fresh.name} v{fresh.version}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _store_signature(location: str | Path) -> tuple[tuple[int, int], ...] | None:
+    """Modification times and sizes of a SQLite store's files (None for a database URL)."""
+    from flywheel.registry import store_file
+
+    path = store_file(location)
+    if path is None:
+        return None
+    signature = []
+    for file in (path, path.with_name(path.name + "-wal")):
+        try:
+            st = file.stat()
+            signature.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            signature.append((0, -1))
+    return tuple(signature)
