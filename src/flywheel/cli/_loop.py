@@ -157,11 +157,11 @@ def queue_import(
     """Take labels for review items; each becomes feedback for retraining."""
     from flywheel.loop import import_labels
     from flywheel.project import load_project
-    from flywheel.serving import load_served
+    from flywheel.registry import load_alias
 
     with user_errors():
         project = load_project(path)
-        classes = load_served(project).schema.classes
+        classes = load_alias(project).schema.classes
         taken, problems = import_labels(project, labels, classes)
         for p in problems:
             err.print(f"skipped: {p}", markup=False)

@@ -16,7 +16,7 @@ from flywheel.cli._app import out
 __all__ = [
     "cost_table",
     "fmt",
-    "ladder_table",
+    "render_ladder",
     "print_diagnosis",
     "print_need_ml",
     "print_result",
@@ -104,7 +104,7 @@ def _leaderboard(result: Any) -> Table:
 _STEP_COLUMNS = (("latency_p95_ms", 2), ("size_mb", 3), ("fit_time_s", 2))
 
 
-def ladder_table(result: Any) -> Table:
+def render_ladder(result: Any) -> Table:
     """Rungs, candidates and declared baselines on one scale, with what each step up costs."""
     metric = result.objective.optimize.name
     table = Table(
@@ -174,7 +174,7 @@ def print_need_ml(result: Any) -> None:
 
 
 def print_result(result: Any) -> None:
-    out.print(ladder_table(result))
+    out.print(render_ladder(result))
     print_need_ml(result)
     out.print(_leaderboard(result))
     if any(s.versus_best is not None for s in result.ranking.standings):

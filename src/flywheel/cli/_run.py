@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from flywheel.cli._app import ExecutorOpt, JsonOpt, PathArg, WorkersOpt, err, out, user_errors
-from flywheel.cli._render import cost_table, fmt, ladder_table, print_diagnosis, print_need_ml, print_result
+from flywheel.cli._render import cost_table, fmt, print_diagnosis, print_need_ml, print_result, render_ladder
 from flywheel.cli._store import from_store
 
 __all__ = [
@@ -104,7 +104,7 @@ def baselines(
             payload = {k: v for k, v in result.to_dict().items() if k in _BASELINE_KEYS}
             sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
         else:
-            out.print(ladder_table(result))
+            out.print(render_ladder(result))
             print_need_ml(result)
             if result.report_path:
                 out.print(f"report: {result.report_path}", soft_wrap=True)

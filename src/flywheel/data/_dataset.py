@@ -105,7 +105,7 @@ class Dataset:
     """A labelled table and what flywheel inferred about it.
 
     ``frame`` holds only the labelled rows, in file order, with a fresh
-    RangeIndex; row positions index the :class:`Split`.
+    RangeIndex; row positions index the :class:`~flywheel.data.Split`.
     """
 
     frame: pd.DataFrame

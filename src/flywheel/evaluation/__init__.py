@@ -7,6 +7,7 @@ run, the gate, serving and retraining).
 from flywheel.evaluation._artifacts import (
     LoadedModel,
     Schema,
+    load_artifact,
     load_model,
     plain_value,
     predict_with_scores,
@@ -79,6 +80,7 @@ __all__ = [
     "fill_text",
     "judge",
     "latency_differs",
+    "load_artifact",
     "load_model",
     "make_objective",
     "make_preprocessor",

@@ -29,6 +29,7 @@ from flywheel.project import Project, importable
 __all__ = [
     "LoadedModel",
     "Schema",
+    "load_artifact",
     "load_model",
     "plain_value",
     "predict_with_scores",
@@ -144,8 +145,6 @@ _MOVED_MODULES = {
     "flywheel.models": "flywheel.evaluation._candidates",
     "flywheel.heuristics": "flywheel.baselines._heuristics",
     "flywheel.ladder": "flywheel.baselines._ladder",
-    "flywheel.humans": "flywheel.baselines._human",
-    "flywheel.fast_path": "flywheel.serving._fast_path",
 }
 
 
@@ -173,8 +172,8 @@ class LoadedModel:
     model_id: int
 
 
-def load_model(project: Project, entry: dict[str, Any], alias: str) -> LoadedModel:
-    """The model a registry entry (``path``, ``name``, ``version``, ``id``) points at, checked.
+def load_artifact(project: Project, entry: dict[str, Any], alias: str) -> Any:
+    """The fitted model a registry entry (``path``, ``name``, ``version``) points at, checked.
 
     Raises
     ------
@@ -195,6 +194,19 @@ def load_model(project: Project, entry: dict[str, Any], alias: str) -> LoadedMod
         raise ModelError(f"{alias} {where}: the artifact is corrupt ({type(exc).__name__})") from None
     if not hasattr(model, "predict"):
         raise ModelError(f"{alias} {where}: the artifact is not a model (no predict)")
+    return model
+
+
+def load_model(project: Project, entry: dict[str, Any], alias: str) -> LoadedModel:
+    """The model a registry entry (``path``, ``name``, ``version``, ``id``) points at, with its schema.
+
+    Raises
+    ------
+    ModelError
+        As :func:`load_artifact`.
+    """
+    model = load_artifact(project, entry, alias)
+    path = Path(entry["path"])
     return LoadedModel(
         model, entry["name"], int(entry["version"]), alias, read_schema(project, path), int(entry["id"])
     )

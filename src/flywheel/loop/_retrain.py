@@ -220,31 +220,27 @@ def _register(
     added: int,
 ) -> int:
     """Save the model and its judgement as the next version of ``name``, aliased ``challenger``."""
-    from flywheel.evaluation import save_artifact
-    from flywheel.registry import open_store
+    from flywheel.registry import open_store, save_version
 
     now = datetime.now(UTC)
     store = open_store(project.store_dir)
     try:
-        version = store.next_model_version(project.project, name)
-        path = project.store_dir / "models" / name / f"v{version}.pkl"
-        save_artifact(path, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL), ds)
-        path.with_suffix(".judged.json").write_text(json.dumps(verdict, default=str), encoding="utf-8")
         run_id = f"retrain-{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
-        saved = store.register_model(
-            project.project,
+        saved = save_version(
+            store,
+            project,
             name,
-            version,
-            path,
-            ds.fingerprint,
-            split.fingerprint,
-            objective_version,
-            run_id,
-            now,
+            pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL),
+            ds,
+            split_fingerprint=split.fingerprint,
+            objective_version=objective_version,
+            run_id=run_id,
+            when=now,
+            beside={".judged.json": json.dumps(verdict, default=str)},
         )
         store.set_alias(
             project.project, "challenger", saved["id"], now, note=f"retrained with {added} labels"
         )
     finally:
         store.close()
-    return version
+    return int(saved["version"])

@@ -29,11 +29,11 @@ from flywheel.metrics._statistics import Prepared, build_cells
 
 __all__ = [
     "Comparison",
-    "Verdict",
+    "ComparisonVerdict",
     "compare",
 ]
 
-Verdict = Literal["better", "worse", "inconclusive"]
+ComparisonVerdict = Literal["better", "worse", "inconclusive"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class Comparison:
     high: float
     p_value: float
     margin: float
-    verdict: Verdict
+    verdict: ComparisonVerdict
     n: int
     confidence: float
     method: str
@@ -114,7 +114,7 @@ def compare(
         raise ValueError(f"{metric} is undefined on these rows for one of the models; cannot compare")
     finite = draws[np.isfinite(draws)]
     p_value = float((np.sum(finite <= margin) + 1) / (len(finite) + 1))
-    verdict: Verdict = "better" if low > margin else "worse" if high < margin else "inconclusive"
+    verdict: ComparisonVerdict = "better" if low > margin else "worse" if high < margin else "inconclusive"
     n = pa.n
     mde, more = _detectable(finite, n, confidence, abs(improvement - margin), verdict)
     return Comparison(
@@ -199,7 +199,7 @@ def _paired_draws(
 
 
 def _detectable(
-    finite: np.ndarray, n: int, confidence: float, gap: float, verdict: Verdict
+    finite: np.ndarray, n: int, confidence: float, gap: float, verdict: ComparisonVerdict
 ) -> tuple[float, int | None]:
     """The minimum detectable effect at this n (80% power), and about how many more rows would decide."""
     se = float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0

@@ -5,10 +5,12 @@ scoping -> store and report; and the gate and promotion, which rerun it to judge
 from flywheel.pipeline._gate import gate, promote
 from flywheel.pipeline._plan import Plan, Progress, default_metrics, plan
 from flywheel.pipeline._run import run
+from flywheel.results import RunResult  # where the main job's result has always been importable
 
 __all__ = [
     "Plan",
     "Progress",
+    "RunResult",
     "default_metrics",
     "gate",
     "plan",

@@ -8,7 +8,7 @@ from pathlib import Path
 from flywheel.data import Dataset
 from flywheel.evaluation import Objective
 from flywheel.project import Project
-from flywheel.registry import Store
+from flywheel.registry import Store, save_version
 from flywheel.results import RunResult
 
 __all__ = [
@@ -40,7 +40,6 @@ def register_artifacts(db: Store, proj: Project, result: RunResult, dataset: Dat
 
     An artifact identical to the latest version of its name (same bytes) is not saved again.
     """
-    folder = proj.store_dir / "models"
     best_candidate = next(
         (s.name for s in result.ranking.standings if s.role == "candidate" and s.feasible), None
     )
@@ -57,21 +56,16 @@ def register_artifacts(db: Store, proj: Project, result: RunResult, dataset: Dat
         if same:
             saved = latest
         else:
-            version = db.next_model_version(proj.project, ev.name)
-            path = folder / ev.name / f"v{version}.pkl"
-            from flywheel.evaluation import save_artifact
-
-            save_artifact(path, ev.artifact, dataset)
-            saved = db.register_model(
-                proj.project,
+            saved = save_version(
+                db,
+                proj,
                 ev.name,
-                version,
-                path,
-                result.data["fingerprint"],
-                result.split["fingerprint"],
-                result.objective.version,
-                result.run_id,
-                result.finished_at,
+                ev.artifact,
+                dataset,
+                split_fingerprint=result.split["fingerprint"],
+                objective_version=result.objective.version,
+                run_id=result.run_id,
+                when=result.finished_at,
             )
         if ev.name == best_candidate and saved is not None:
             db.set_alias(

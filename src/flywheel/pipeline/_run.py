@@ -85,7 +85,7 @@ def run(
     forecast_curve: bool | None = None,
     target: float | None = None,
 ) -> RunResult:
-    """Run the main job: evaluate the ladder and the candidates, rank, judge_candidate, store, report.
+    """Run the main job: evaluate the ladder and the candidates, rank, judge, store, report.
 
     Parameters
     ----------

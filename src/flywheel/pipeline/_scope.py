@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from flywheel.project import Project
-from flywheel.registry import Store
+from flywheel.registry import Store, flywheel_summary
 from flywheel.results import RunResult
 from flywheel.scoping import assess, infer_phase
 
@@ -30,6 +30,4 @@ def scope_run(proj: Project, db: Store | None, result: RunResult, frame: Any) ->
     runs.append({"id": result.run_id, "started_at": result.started_at.isoformat(), "candidates": candidates})
     state = infer_phase(data_loads=True, runs=runs, champion=champion, events=events)
     assessment = assess(proj, result.to_dict(), frame=frame.head(2000), artifacts=artifacts)
-    from flywheel.registry import flywheel_summary
-
     return replace(result, assessment=assessment, phase=state, flywheel=flywheel_summary(proj))

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from flywheel.errors import ProjectError
 from flywheel.project._schema import PROJECT_FILE, Project
+from flywheel.project._strict import display_path
 
 __all__ = [
     "find_project_file",
@@ -79,13 +80,6 @@ def _format_validation(err: ValidationError, where: str) -> str:
     return line
 
 
-def _display(path: Path) -> str:
-    try:
-        return os.path.relpath(path)
-    except ValueError:  # another drive on Windows
-        return str(path)
-
-
 def find_project_file(path: str | os.PathLike[str] = ".") -> Path:
     """The project file at ``path``: the file itself, or ``flywheel.yaml`` inside a folder."""
     p = Path(path)
@@ -93,7 +87,7 @@ def find_project_file(path: str | os.PathLike[str] = ".") -> Path:
         p = p / PROJECT_FILE
     if not p.is_file():
         raise ProjectError(
-            f"{_display(p)}: no project file here; create one with `flywheel init` or pass its path"
+            f"{display_path(p)}: no project file here; create one with `flywheel init` or pass its path"
         )
     return p
 
@@ -128,7 +122,7 @@ def load_project(path: str | os.PathLike[str] = ".") -> Project:
         With one line naming the field, what is allowed and what was given.
     """
     file = find_project_file(path)
-    where = _display(file)
+    where = display_path(file)
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

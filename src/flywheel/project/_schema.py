@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,7 +20,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from flywheel.project._baselines import Baselines
 from flywheel.project._objective import ObjectiveSpec
-from flywheel.project._strict import _DOTTED, _MODULE_FN, _NAME, _hint, _Strict
+from flywheel.project._strict import _DOTTED, _MODULE_FN, _NAME, _hint, _Strict, display_path
 
 __all__ = [
     "ARCHETYPES",
@@ -283,10 +282,7 @@ class Project(_Strict):
     @property
     def where(self) -> str:
         """The project file's path as messages show it: relative to the working folder where it can be."""
-        try:
-            return os.path.relpath(self._path)
-        except ValueError:
-            return str(self._path)
+        return display_path(self._path)
 
     @property
     def store_dir(self) -> Path:

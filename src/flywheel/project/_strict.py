@@ -6,7 +6,9 @@ that keep each validation message to one line (the allowed values, and a close m
 from __future__ import annotations
 
 import difflib
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -16,6 +18,14 @@ __all__: list[str] = []
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MODULE_FN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)+$")
+
+
+def display_path(path: Path) -> str:
+    """``path`` as messages show it: relative to the working folder where it can be."""
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
 
 
 def _one_of(values: list[str] | tuple[str, ...], limit: int = 12) -> str:

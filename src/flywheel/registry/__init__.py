@@ -3,7 +3,7 @@ versions and their aliases, the gate's judgement of a candidate against the cham
 served loop has stored (labels over time, retrains).
 """
 
-from flywheel.registry._aliases import load_alias
+from flywheel.registry._aliases import load_alias, save_version
 from flywheel.registry._flywheel import flywheel_summary
 from flywheel.registry._gate import (
     EXIT_CODES,
@@ -48,5 +48,6 @@ __all__ = [
     "load_alias",
     "open_store",
     "retrained_verdict",
+    "save_version",
     "store_file",
 ]

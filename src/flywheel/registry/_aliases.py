@@ -1,15 +1,61 @@
-"""Aliases resolved to loaded models: ``champion``, ``challenger`` or any name a team gives a version."""
+"""Model versions on disk and the aliases that point at them: saving a new version, loading ``champion``.
+
+A version is an artifact under ``.flywheel/models/NAME/vN.pkl`` (with its schema, and any judgement,
+beside it) plus its row in the store; a run and a retrain both save versions this way, and the
+service, mining and retraining load the one an alias points at.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from flywheel.data import Dataset
 from flywheel.errors import ModelError
-from flywheel.evaluation import LoadedModel, load_model
+from flywheel.evaluation import LoadedModel, load_model, save_artifact
 from flywheel.project import Project
-from flywheel.registry._store import DB_NAME, open_store
+from flywheel.registry._store import DB_NAME, Store, open_store
 
 __all__ = [
     "load_alias",
+    "save_version",
 ]
+
+
+def save_version(
+    store: Store,
+    project: Project,
+    name: str,
+    blob: bytes,
+    ds: Dataset,
+    *,
+    split_fingerprint: str,
+    objective_version: str,
+    run_id: str,
+    when: datetime,
+    beside: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Save ``blob`` as the next version of ``name`` and register it; returns the registered entry.
+
+    ``beside`` maps suffixes to texts written next to the artifact before it is registered
+    (``{".judged.json": ...}``), so a registered version never lacks them.
+    """
+    version = store.next_model_version(project.project, name)
+    path = project.store_dir / "models" / name / f"v{version}.pkl"
+    save_artifact(path, blob, ds)
+    for suffix, text in (beside or {}).items():
+        path.with_suffix(suffix).write_text(text, encoding="utf-8")
+    return store.register_model(
+        project.project,
+        name,
+        version,
+        path,
+        ds.fingerprint,
+        split_fingerprint,
+        objective_version,
+        run_id,
+        when,
+    )
 
 
 def load_alias(project: Project, alias: str = "champion") -> LoadedModel:

@@ -24,7 +24,7 @@ import numpy as np
 
 from flywheel.data import load_dataset, split_dataset
 from flywheel.errors import FlywheelError, StoreError
-from flywheel.evaluation import Standing, load_model
+from flywheel.evaluation import Standing, load_artifact
 from flywheel.metrics import compare, get_metric
 from flywheel.project import GateSpec, Project
 from flywheel.registry._store import DB_NAME, open_store
@@ -97,7 +97,7 @@ def champion_predictions(project: Project, champion: dict[str, Any], metric: str
     """Test-split predictions (labels or scores) of the verified champion."""
     where = project.where
     name = f"{champion['name']} v{champion['version']}"
-    model = load_model(project, champion, "champion").model
+    model = load_artifact(project, champion, "champion")
     ds = load_dataset(project.data, project.root, where=where)
     split = split_dataset(ds, project.data.split, where=where)
     rows = ds.X.iloc[split.test]

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select
 
@@ -77,11 +77,21 @@ def _evaluation_row(run: RunRecord, ev: Evaluation) -> EvaluationRow:
     return er
 
 
+class Recordable(Protocol):
+    """Anything that gives the store its record: :class:`flywheel.RunResult` does."""
+
+    def record(self) -> RunRecord:
+        """The record the store keeps."""
+        ...
+
+
 class RunQueries(StoreConnection):
     """Writing and reading runs, the objective log and phase moves."""
 
-    def save_run(self, run: RunRecord) -> None:
-        """Write a run and all its evaluations in one transaction."""
+    def save_run(self, run: RunRecord | Recordable) -> None:
+        """Write a run and all its evaluations in one transaction (a ``RunResult`` is taken as its record)."""
+        if not isinstance(run, RunRecord):
+            run = run.record()
         row = RunRow(
             id=run.run_id,
             project=run.project,
