@@ -6,6 +6,7 @@ import json
 import sqlite3
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -203,3 +204,17 @@ def test_objective_log(cli: Cli, tmp_path: Path) -> None:
     assert proc.returncode == 0 and "optimize accuracy" in proc.stdout
     rows = json.loads(cli("objective", "log", "p", "--json").stdout)
     assert len(rows) == 1 and rows[0]["runs"] == 1
+
+
+def test_a_model_better_than_the_best_is_not_shown_as_indistinguishable() -> None:
+    """The best by the objective can be worse on quality than a model a constraint ranked lower."""
+    from flywheel.cli._render import _versus_best
+    from flywheel.evaluation import Standing
+
+    def versus(verdict: str) -> str:
+        s = Standing("m", "candidate", 0.98, 0.98, False, versus_best={"verdict": verdict})
+        return _versus_best(replace(s, distinguishable=verdict == "better"), "best-model")
+
+    assert versus("worse") == "[cyan]>[/]"
+    assert versus("better") == "[dim]<[/]"
+    assert versus("inconclusive") == "[yellow]≈[/]"

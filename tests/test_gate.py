@@ -7,6 +7,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from helpers import tabular_frame, write_project
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -91,3 +93,28 @@ def test_gate_bad_input(cli: Cli, tmp_path: Path) -> None:
     _one_error_line(cli("gate", "--candidate", "bad"), "was trained on data")
     runs_before = len(json.loads(cli("runs", "--json").stdout))
     assert runs_before >= 1
+
+
+def test_a_candidate_with_an_undecided_constraint_is_not_passed_on_chance() -> None:
+    from flywheel.evaluation import Standing, Violation
+    from flywheel.project import GateSpec
+    from flywheel.registry import judge_candidate
+
+    undecided = Violation("latency_p95_ms", {"max": 25.0}, 24.6, None, "undecided", (23.9, 26.1))
+    standing = Standing("cand", "candidate", 0.95, 0.95, None, (undecided,))
+    y = np.array([0, 1] * 200)
+    result = judge_candidate(
+        "cand",
+        "champion",
+        y,
+        y.copy(),  # perfect
+        np.where(np.arange(400) < 100, 1 - y, y),  # a quarter wrong
+        metric="accuracy",
+        policy=GateSpec(),
+        standing=standing,
+        classes=np.array([0, 1]),
+        run_id="r",
+        notes=[],
+    )
+    assert result.status == "inconclusive" and result.exit_code == 3
+    assert "constraint undecided: latency_p95_ms 24.6 [23.9, 26.1] undecided against max 25" in result.reasons

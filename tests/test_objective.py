@@ -218,3 +218,72 @@ def test_weight_mistakes_are_one_line(spec: dict[str, object], expected: str) ->
     with pytest.raises(ProjectError) as info:
         parse_project(text)
     assert expected in str(info.value)
+
+
+# --- constraints are met, broken or undecided, from the interval -----------------------------------
+
+
+def _timed(name: str, valid: float, test: float, p95: float, low: float, high: float) -> Evaluation:
+    return Evaluation(
+        name,
+        "candidate",
+        "estimator",
+        "",
+        metrics={"valid": {"accuracy": valid}, "test": {"accuracy": test}},
+        systems={"latency_p95_ms": p95},
+        intervals={"systems": {"latency_p95_ms": (low, high)}},
+    )
+
+
+def test_a_limit_inside_the_interval_is_undecided_and_never_demotes() -> None:
+    o = obj(target=0.8, constraints={"latency_p95_ms": {"max": 25}})
+    r = rank(
+        [
+            _timed("met", 0.85, 0.85, 10.0, 9.0, 11.0),
+            _timed("straddles", 0.95, 0.95, 24.6, 23.9, 26.1),
+            _timed("broken", 0.99, 0.99, 40.0, 30.0, 50.0),
+        ],
+        o,
+        "valid",
+    )
+    by = {s.name: s for s in r.standings}
+    assert [s.name for s in r.standings] == ["straddles", "met", "broken"]
+    assert r.best == "straddles"
+    assert by["met"].feasible is True and by["met"].violations == ()
+    assert by["broken"].feasible is False and by["broken"].violations[0].status == "broken"
+    straddles = by["straddles"]
+    assert straddles.feasible is None and straddles.eligible
+    assert [v.describe() for v in straddles.undecided] == [
+        "latency_p95_ms 24.6 [23.9, 26.1] undecided against max 25"
+    ]
+    verdict = judge(r, o)
+    assert verdict.status == "inconclusive"  # the target is met, the constraint is not decided
+    assert "0.9500 >= target 0.8; but latency_p95_ms 24.6 [23.9, 26.1] undecided" in verdict.reason
+    missed = obj(target=0.97, constraints={"latency_p95_ms": {"max": 25}})
+    assert judge(
+        rank([_timed("straddles", 0.95, 0.95, 24.6, 23.9, 26.1)], missed, "valid"), missed
+    ).status == ("fail")
+
+
+def test_a_point_past_the_limit_with_the_interval_across_it_is_undecided_not_broken() -> None:
+    o = obj(constraints={"recall_macro": {"min": 0.7}})
+    close = Evaluation(
+        "close",
+        "candidate",
+        "estimator",
+        "",
+        metrics={"valid": {"accuracy": 0.9, "recall_macro": 0.69}, "test": {"accuracy": 0.9}},
+        intervals={"valid": {"recall_macro": (0.6, 0.78)}},
+    )
+    far = Evaluation(
+        "far",
+        "candidate",
+        "estimator",
+        "",
+        metrics={"valid": {"accuracy": 0.95, "recall_macro": 0.5}, "test": {"accuracy": 0.95}},
+        intervals={"valid": {"recall_macro": (0.42, 0.58)}},
+    )
+    r = rank([close, far], o, "valid")
+    assert r.best == "close"
+    assert r.standings[0].violations[0].status == "undecided"
+    assert r.standings[1].violations[0].describe() == "recall_macro 0.5 < min 0.7 (by 0.2)"

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from flywheel.evaluation import latency_differs, measure_latency, median_interval, peak_memory_mb
+from flywheel.evaluation._systems import _time_calls, quantile_interval
 
 
 class Fast:
@@ -18,6 +24,14 @@ class Fast:
 class Sleepy(Fast):
     def predict(self, rows: pd.DataFrame) -> np.ndarray:
         time.sleep(0.002)  # 2 ms per call, whatever the batch
+        return np.zeros(len(rows))
+
+
+class Spin(Fast):
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        end = time.thread_time() + 1e-3  # 1 ms of this thread's CPU
+        while time.thread_time() < end:
+            pass
         return np.zeros(len(rows))
 
 
@@ -72,3 +86,52 @@ def test_differences_below_the_timer_floor_are_not_differences() -> None:
     assert not latency_differs(c, d)  # separated, but under 10% apart
     e = {"latency_p50_ms": 4.0, "latency_p50_ms_interval": (3.9, 4.1)}
     assert latency_differs(c, e)
+
+
+def test_quantile_intervals_cover_the_true_quantile() -> None:
+    """Order-statistic intervals hold at their level whatever the distribution (here exponential)."""
+    rng = np.random.default_rng(7)
+    for q in (0.5, 0.95, 0.99):
+        truth = -np.log(1 - q)  # the q quantile of Exp(1)
+        covered = [
+            low <= truth <= high
+            for low, high in (quantile_interval(rng.exponential(size=400), q) for _ in range(400))
+        ]
+        assert 0.92 <= np.mean(covered) <= 1.0, q
+
+
+@pytest.mark.skipif(not Path("/proc/thread-self/schedstat").exists(), reason="Linux schedstat")
+def test_time_spent_waiting_for_a_cpu_is_not_the_models() -> None:
+    """Two busy processes share this thread's CPU: its calls wait, and that wait is taken out."""
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    before = os.sched_getaffinity(0)
+    busy = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                f"import os, time\nos.sched_setaffinity(0, {{{cpu}}})\n"
+                "end = time.time() + 20\nwhile time.time() < end: pass",
+            ]
+        )
+        for _ in range(2)
+    ]
+    try:
+        os.sched_setaffinity(0, {cpu})
+        time.sleep(0.2)
+        own, wall = _time_calls(
+            Spin(), ROWS.iloc[:1], budget_s=2.0, rel_tol=0.0, min_calls=200, max_calls=200
+        )
+    finally:
+        os.sched_setaffinity(0, before)
+        for p in busy:
+            p.kill()
+            p.wait()
+    assert (own <= wall).all()
+    assert wall.sum() - own.sum() > 0.2 * wall.sum()  # a third of the CPU: most of the wall time is waiting
+
+
+def test_a_model_that_waits_on_io_is_charged_for_it() -> None:
+    """Sleeping (a model calling a service) is the model's time: only waiting for a CPU is taken out."""
+    own, wall = _time_calls(Sleepy(), ROWS.iloc[:1], budget_s=1.0, rel_tol=0.0, min_calls=20, max_calls=20)
+    assert np.median(own) >= 2e-3 and np.median(own) >= 0.9 * np.median(wall)

@@ -39,6 +39,8 @@ def _versus_best(standing: Any, best: str | None) -> str:
         return "best"
     if standing.versus_best is None:
         return ""
+    if standing.versus_best.get("verdict") == "worse":  # better than the best, ranked lower by a constraint
+        return "[cyan]>[/]"
     return "[yellow]≈[/]" if not standing.distinguishable else "[dim]<[/]"
 
 
@@ -46,7 +48,7 @@ def _constraint_status(s: Any) -> str:
     if s.feasible:
         return "[green]ok[/]"
     if s.feasible is None:
-        return "[yellow]" + ", ".join(v.metric for v in s.violations) + " not measured[/]"
+        return "[yellow]" + "; ".join(v.describe() for v in s.violations) + "[/]"
     return "[red]" + "; ".join(v.describe() for v in s.violations) + "[/]"
 
 
@@ -179,8 +181,8 @@ def print_result(result: Any) -> None:
     out.print(_leaderboard(result))
     if any(s.versus_best is not None for s in result.ranking.standings):
         out.print(
-            "[dim]vs best: ≈ not distinguishable from the best on the same rows, < worse "
-            "(paired bootstrap, 95%)[/]",
+            "[dim]vs best: ≈ not distinguishable from the best on the same rows, < worse, > better "
+            "but ranked lower by a constraint (paired bootstrap, 95%)[/]",
             soft_wrap=True,
         )
     for e in result.evaluations:

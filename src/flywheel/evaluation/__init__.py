@@ -24,6 +24,7 @@ from flywheel.evaluation._candidates import (
     resolve_rule,
     with_preprocessing,
 )
+from flywheel.evaluation._constraints import Violation, check_constraint
 from flywheel.evaluation._evaluate import (
     SPLITS,
     Evaluation,
@@ -40,7 +41,6 @@ from flywheel.evaluation._objective import (
     Ranking,
     Standing,
     Verdict,
-    Violation,
     distinguish,
     judge,
     make_objective,
@@ -73,6 +73,7 @@ __all__ = [
     "Verdict",
     "Violation",
     "align_proba",
+    "check_constraint",
     "class_scores",
     "compare_evaluations",
     "distinguish",

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from flywheel.errors import ProjectError
+from flywheel.evaluation._constraints import Violation, check_constraint
 from flywheel.evaluation._evaluate import Evaluation
 from flywheel.metrics import (
     CLASSIFICATION,
     REGRESSION,
-    SYSTEMS_METRICS,
     Metric,
     MetricRef,
     is_metric,
@@ -35,7 +35,6 @@ __all__ = [
     "Ranking",
     "Standing",
     "Verdict",
-    "Violation",
     "distinguish",
     "judge",
     "make_objective",
@@ -159,29 +158,6 @@ def make_objective(
 
 
 @dataclass(frozen=True)
-class Violation:
-    """A constraint a model breaks, or cannot be checked on (``value`` is None)."""
-
-    metric: str
-    bound: dict[str, float]
-    value: float | None
-    by: float | None
-
-    def describe(self) -> str:
-        """``latency_p95_ms 3.1 > max 2 (by 1.1)`` or ``size_mb not measured``.
-
-        With a confidence level, the value is the interval's bound on the wrong side.
-        """
-        level = self.bound.get("confidence")
-        at = f" at {level:.0%} confidence" if level is not None else ""
-        if self.value is None:
-            return f"{self.metric} not measured{at}"
-        side = "max" if "max" in self.bound and self.value > self.bound["max"] else "min"
-        op = ">" if side == "max" else "<"
-        return f"{self.metric}{at} {self.value:.4g} {op} {side} {self.bound[side]:g} (by {self.by:.3g})"
-
-
-@dataclass(frozen=True)
 class Standing:
     """A model's place in the ranking."""
 
@@ -189,7 +165,7 @@ class Standing:
     role: str
     value: float | None
     test_value: float | None
-    feasible: bool | None  # None: a constraint could not be checked
+    feasible: bool | None  # None: a constraint is undecided or could not be measured
     violations: tuple[Violation, ...] = ()
     rank: int | None = None
     interval: tuple[float, float] | None = None
@@ -198,6 +174,16 @@ class Standing:
     # best is distinguishably better (None for the best itself or when it could not be compared).
     versus_best: dict[str, Any] | None = None
     distinguishable: bool | None = None
+
+    @property
+    def undecided(self) -> tuple[Violation, ...]:
+        """The constraints whose interval straddles their limit."""
+        return tuple(v for v in self.violations if v.status == "undecided")
+
+    @property
+    def eligible(self) -> bool:
+        """No constraint broken and every one measured: met, or undecided (said as such)."""
+        return self.feasible is not False and all(v.status == "undecided" for v in self.violations)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -211,6 +197,7 @@ class Standing:
             "test_interval": list(self.test_interval) if self.test_interval else None,
             "feasible": self.feasible,
             "violations": [v.describe() for v in self.violations],
+            "undecided": [v.metric for v in self.undecided],
             "versus_best": self.versus_best,
             "distinguishable": self.distinguishable,
         }
@@ -255,38 +242,11 @@ class Verdict:
         }
 
 
-def _constraint_value(ev: Evaluation, metric: str, bound: Bound, split: str) -> float | None:
-    """The value a constraint is checked on: the point, or with a confidence level the interval's
-    bound on the side that matters (the lower bound for a minimum, the upper for a maximum)."""
-    if bound.confidence is None:
-        return ev.systems.get(metric) if metric in SYSTEMS_METRICS else ev.value(metric, split)
-    if metric in SYSTEMS_METRICS:
-        # Systems medians carry a 95% interval; other levels, or percentiles, cannot be checked.
-        interval = ev.intervals.get("systems", {}).get(metric) if bound.confidence == 0.95 else None
-    else:
-        interval = ev.bounds.get(split, {}).get(f"{metric}@{bound.confidence:g}")
-    if interval is None:
-        return None
-    low, high = interval
-    if bound.min is not None and bound.max is not None:
-        return low if low < bound.min else high
-    return low if bound.min is not None else high
-
-
 def _standing(ev: Evaluation, obj: Objective, split: str) -> Standing:
-    violations = []
-    unknown = False
-    for metric, bound in obj.constraints.items():
-        value = _constraint_value(ev, metric, bound, split)
-        if value is None:
-            unknown = True
-            violations.append(Violation(metric, bound.model_dump(exclude_none=True), None, None))
-        elif not bound.holds(value):
-            violations.append(
-                Violation(metric, bound.model_dump(exclude_none=True), value, bound.violation(value))
-            )
-    broken = any(v.value is not None for v in violations)
-    feasible = False if broken else (None if unknown else True)
+    checked = (check_constraint(ev, metric, bound, split) for metric, bound in obj.constraints.items())
+    violations = tuple(v for v in checked if v is not None)
+    broken = any(v.status == "broken" for v in violations)
+    feasible = False if broken else (None if violations else True)
     name = obj.optimize.name
     return Standing(
         ev.name,
@@ -294,27 +254,30 @@ def _standing(ev: Evaluation, obj: Objective, split: str) -> Standing:
         ev.value(name, split),
         ev.value(name, "test"),
         feasible,
-        tuple(violations),
+        violations,
         interval=ev.interval(name, split),
         test_interval=ev.interval(name, "test"),
     )
 
 
 def rank(evaluations: Sequence[Evaluation], obj: Objective, selection_split: str) -> Ranking:
-    """Rank feasible models by the optimized metric on ``selection_split``.
+    """Rank models by the optimized metric on ``selection_split``, constraints first.
 
-    Order: feasible, then those whose constraints could not all be checked, then
-    infeasible; within each, best optimized value first; failed models last.
-    The best model is the first feasible one with a value.
+    Order: models that meet every constraint or are undecided on some (an interval that
+    straddles a limit never demotes a model: it is said, in the standing and the verdict),
+    then those with a constraint that could not be measured, then those that break one; within
+    each, best optimized value first; failed models last. The best model is the first of the
+    first group with a value.
     """
     sign = -1.0 if obj.optimize.greater_is_better else 1.0
-    group = {True: 0, None: 1, False: 2}
     standings = [_standing(ev, obj, selection_split) for ev in evaluations if ev.ok]
-    standings.sort(
-        key=lambda s: (group[s.feasible], s.value is None, sign * s.value if s.value is not None else 0.0)
-    )
+
+    def group(s: Standing) -> int:
+        return 0 if s.eligible else (2 if s.feasible is False else 1)
+
+    standings.sort(key=lambda s: (group(s), s.value is None, sign * s.value if s.value is not None else 0.0))
     ranked = tuple(replace(s, rank=i + 1) for i, s in enumerate(standings))
-    best = next((s.name for s in ranked if s.feasible and s.value is not None), None)
+    best = next((s.name for s in ranked if s.eligible and s.value is not None), None)
     return Ranking(ranked, selection_split, best)
 
 
@@ -339,7 +302,8 @@ def judge(ranking: Ranking, obj: Objective) -> Verdict:
 
     Pass when the whole interval reaches the target, fail when none of it does,
     inconclusive when the target lies inside the interval (more test rows would
-    decide). Without an interval the point value decides.
+    decide). Without an interval the point value decides. A model that reaches the
+    target while a constraint is undecided is inconclusive too, with the constraint named.
     """
     if ranking.best is None:
         return Verdict("inconclusive", "no model satisfies every constraint")
@@ -368,7 +332,19 @@ def judge(ranking: Ranking, obj: Objective) -> Verdict:
         ok = obj.meets_target(best.test_value)
     op = (">=" if ok else "<") if obj.optimize.greater_is_better else ("<=" if ok else ">")
     reason = f"{best.name}: test {metric} {shown} {op} target {obj.target:g}"
+    if ok and best.undecided:
+        # The target is met, but a constraint cannot be called met or broken: no pass on chance.
+        reason += f"; but {_undecided_text(best)}"
+        return Verdict("inconclusive", reason, best.name, best.test_value, obj.target)
+    if best.undecided:
+        reason += f"; also {_undecided_text(best)}"
     return Verdict("pass" if ok else "fail", reason, best.name, best.test_value, obj.target)
+
+
+def _undecided_text(standing: Standing) -> str:
+    """What is undecided and what would decide it."""
+    said = "; ".join(v.describe() for v in standing.undecided)
+    return f"{said} (its interval straddles the limit: measure on the serving machine, or add confidence:)"
 
 
 # --- weighted objectives -------------------------------------------------------------------------

@@ -41,7 +41,7 @@ def register_artifacts(db: Store, proj: Project, result: RunResult, dataset: Dat
     An artifact identical to the latest version of its name (same bytes) is not saved again.
     """
     best_candidate = next(
-        (s.name for s in result.ranking.standings if s.role == "candidate" and s.feasible), None
+        (s.name for s in result.ranking.standings if s.role == "candidate" and s.eligible), None
     )
     for ev in result.evaluations:
         if ev.artifact is None:

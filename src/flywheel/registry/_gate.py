@@ -159,7 +159,7 @@ def judge_candidate(
     """
     margin = policy.margin if policy.policy == "superiority" else -policy.margin
     comp = compare(y, mine, theirs, metric, margin=margin, classes=classes).to_dict()
-    reasons = [f"constraint: {v.describe()}" for v in standing.violations]
+    reasons = [f"constraint: {v.describe()}" for v in standing.violations if v.status == "broken"]
     shown = (
         f"{candidate} vs {reference}: {metric} improvement {comp['improvement']:+.4f} "
         f"[{comp['low']:+.4f}, {comp['high']:+.4f}] on {comp['n']} test rows, {policy.policy} margin "
@@ -179,7 +179,6 @@ def judge_candidate(
             f"not decided: {shown}; minimum detectable effect {comp['min_detectable_effect']:.4f}"
             + (f"; about {more:,} more test rows would decide" if more else ""),
         )
-        if standing.feasible is None:
-            reasons.append("some constraints could not be checked")
+        reasons += [f"constraint {v.status}: {v.describe()}" for v in standing.violations]
         status = "inconclusive"
     return GateResult(status, candidate, reference, metric, reasons, comp, run_id, notes)

@@ -58,7 +58,7 @@ def template(name: str) -> Any:
 def _chart(result: RunResult) -> dict[str, Any]:
     """Bars of the optimized metric on test, with the target and declared lines."""
     metric = result.objective.optimize.name
-    bars = [(s.name, s.test_value, s.feasible) for s in result.ranking.standings if s.test_value is not None]
+    bars = [(s.name, s.test_value, s.eligible) for s in result.ranking.standings if s.test_value is not None]
     lines = []
     if result.objective.target is not None:
         lines.append(("target", result.objective.target))
