@@ -314,3 +314,36 @@ def test_a_declared_metric_for_another_task_is_left_out_with_a_note(tmp_path: Pa
 def _quality(intervals: dict) -> dict:  # type: ignore[type-arg]
     """Intervals of quality metrics; timings (split "systems") differ from run to run by nature."""
     return {k: v for k, v in intervals.items() if k != "systems"}
+
+
+def test_a_rung_is_only_priced_in_latency_when_its_timing_differs() -> None:
+    """``random`` is no slower than ``dummy`` when their intervals overlap: the step is ≈, not +4.8 ms."""
+    from flywheel.baselines import ladder_table
+    from flywheel.evaluation import Evaluation
+    from flywheel.metrics import parse_metric
+
+    def rung(name: str, stage: str, p95: float, low: float, high: float) -> Evaluation:
+        return Evaluation(
+            name,
+            "baseline",
+            "rung",
+            "",
+            stage,
+            metrics={"test": {"accuracy": 0.5}},
+            systems={"latency_p95_ms": p95, "size_mb": 0.001},
+            intervals={"systems": {"latency_p95_ms": (low, high)}},
+        )
+
+    rows = ladder_table(
+        [
+            rung("dummy", "constant", 0.05, 0.04, 0.30),
+            rung("random", "chance", 0.20, 0.05, 0.40),
+            rung("linear", "model", 2.0, 1.8, 2.2),
+        ],
+        parse_metric("accuracy"),
+        [],
+    )
+    steps = {r["name"]: r["step"] for r in rows}
+    assert steps["dummy"] is None
+    assert steps["random"]["latency_p95_ms"] is None and steps["random"]["size_mb"] == 0
+    assert steps["linear"]["latency_p95_ms"] == pytest.approx(1.8)

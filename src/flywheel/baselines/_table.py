@@ -1,7 +1,9 @@
 """The ladder table: every rung, candidate and declared baseline on one scale, with its gain and its price.
 
 ``gain`` is the improvement over the dummy as a share of the headroom from the
-dummy to the ceiling; ``step`` is what each rung costs over the one before it.
+dummy to the ceiling; ``step`` is what each rung costs over the one before it. A latency step
+is ``None`` (shown ≈) when the two rungs' timings are not distinguishable
+(:func:`flywheel.evaluation.latency_differs`): a difference inside the noise is no price.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from flywheel.evaluation import Evaluation
+from flywheel.evaluation import Evaluation, latency_differs
 from flywheel.metrics import MetricRef
 
 __all__ = [
@@ -73,6 +75,17 @@ def _ceiling(metric: MetricRef, declared: Sequence[dict[str, Any]], human_value:
     return ceiling
 
 
+def _step(e: Evaluation, previous: Evaluation, metric: str) -> float | None:
+    """What ``e`` costs over ``previous`` in ``metric``; None for timings the noise cannot tell apart."""
+    spans = e.intervals.get("systems", {}), previous.intervals.get("systems", {})
+    if metric in spans[0] and metric in spans[1]:
+        a = {metric: e.systems[metric], f"{metric}_interval": spans[0][metric]}
+        b = {metric: previous.systems[metric], f"{metric}_interval": spans[1][metric]}
+        if not latency_differs(a, b, key=metric):
+            return None
+    return e.systems[metric] - previous.systems[metric]
+
+
 def _evaluated_rows(evaluations: Sequence[Evaluation], name: str, gain: Gain) -> list[dict[str, Any]]:
     """A row per rung and candidate; a failed one shows its error, each baseline its step up."""
     rows: list[dict[str, Any]] = []
@@ -86,9 +99,7 @@ def _evaluated_rows(evaluations: Sequence[Evaluation], name: str, gain: Gain) ->
         step = None
         if previous is not None and e.role == "baseline":
             step = {
-                m: e.systems[m] - previous.systems[m]
-                for m in _STEP_METRICS
-                if m in e.systems and m in previous.systems
+                m: _step(e, previous, m) for m in _STEP_METRICS if m in e.systems and m in previous.systems
             }
         rows.append(
             {

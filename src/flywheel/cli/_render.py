@@ -135,9 +135,17 @@ def render_ladder(result: Any) -> Table:
             fmt(row["value"]),
             _interval((row["low"], row["high"]) if row.get("low") is not None else None),
             "" if gain is None else f"{gain:.0%}",
-            *[("" if m not in step else f"{step[m]:+.{digits}f}") for m, digits in _STEP_COLUMNS],
+            *[_step_text(step, m, digits) for m, digits in _STEP_COLUMNS],
         )
     return table
+
+
+def _step_text(step: dict[str, float | None], metric: str, digits: int) -> str:
+    """A rung's price over the one before it; ≈ where the timings cannot be told apart."""
+    if metric not in step:
+        return ""
+    value = step[metric]
+    return "≈" if value is None else f"{value:+.{digits}f}"
 
 
 def _print_sensitivity(result: Any) -> None:

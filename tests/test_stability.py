@@ -1,0 +1,60 @@
+"""Noise never decides: the demo project's decisions are the same on three runs on a busy machine."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flywheel.pipeline import gate
+from flywheel.project import load_project
+from flywheel.registry import open_store
+from flywheel.scoping import write_demo
+
+SPIN = "import time\nend = time.time() + 900\nwhile time.time() < end: pass"
+
+
+@pytest.fixture
+def busy_machine() -> Iterator[None]:
+    """One process spinning on every core for as long as the test runs."""
+    spinners = [subprocess.Popen([sys.executable, "-c", SPIN]) for _ in range(os.cpu_count() or 2)]
+    try:
+        yield
+    finally:
+        for p in spinners:
+            p.kill()
+            p.wait()
+
+
+def _decisions(folder: Path) -> dict[str, Any]:
+    """What a person acts on: the gate's exit code, the verdict, the best model and every constraint."""
+    result = gate(folder, candidate="rbf-svm")
+    project = load_project(folder)
+    store = open_store(project.store_dir)
+    try:
+        run = store.get_run(result.run_id)
+    finally:
+        store.close()
+    assert run is not None
+    ranking = run["ranking"]
+    return {
+        "gate": (result.exit_code, result.against),
+        "verdict": (run["verdict"]["status"], run["verdict"]["model"]),
+        "best": ranking["best"],
+        "standings": sorted((s["name"], s["feasible"], tuple(s["undecided"])) for s in ranking["standings"]),
+    }
+
+
+@pytest.mark.slow
+def test_the_demo_decides_the_same_three_times_on_a_busy_machine(tmp_path: Path, busy_machine: None) -> None:
+    write_demo(tmp_path)
+    first, *others = [_decisions(tmp_path) for _ in range(3)]
+    assert first["verdict"] == ("fail", "rbf-svm")  # 0.97 on test, short of the target 0.99
+    assert first["best"] == "rbf-svm"
+    assert all(feasible is True for _, feasible, _ in first["standings"])  # every model well inside 25 ms
+    assert others == [first, first]
