@@ -23,6 +23,7 @@ from flywheel.diagnosis import (
     weak_classes,
     weak_segments,
 )
+from flywheel.diagnosis._bias_variance import _BIAS_ACTIONS, _MISMATCH_ACTIONS
 from flywheel.metrics import parse_metric, wilson_interval
 
 ACCURACY = parse_metric("accuracy")
@@ -241,3 +242,58 @@ def test_actions_rank_decisions_first_then_by_gain() -> None:
     assert gains == sorted(gains, reverse=True)  # type: ignore[type-var]
     assert actions[1].kind == "variance"
     assert isinstance(actions[1], Action) and actions[1].to_dict()["gain"] == pytest.approx(0.14, abs=1e-9)
+
+
+def test_every_component_that_counts_is_named_with_its_action() -> None:
+    """Bias and mismatch both large, variance small: not "both bias and variance", and mismatch is named."""
+    bv = bias_variance(
+        ACCURACY,
+        train=level(0.88),
+        train_dev=level(0.86),
+        valid=level(0.78),
+        human=level(0.98),
+        tolerance=0.005,
+    )
+    assert bv.acting == ["avoidable bias", "data mismatch", "variance"]
+    assert bv.dominant == "avoidable bias"
+    assert "both" not in bv.summary
+    assert (
+        bv.summary.startswith("high avoidable bias") and "data mismatch and variance count too" in bv.summary
+    )
+    assert _MISMATCH_ACTIONS[0] in bv.actions and _BIAS_ACTIONS[0] == bv.actions[0]
+
+
+def test_a_component_equal_to_the_margin_counts_whatever_the_rounding() -> None:
+    """Errors 0.02 - 0.01 give 0.010000000000000009, 0.93 - 0.92 give 0.009999999999999898: both count."""
+    for train, human in ((0.98, 0.99), (0.07, 0.08)):
+        bv = bias_variance(
+            ACCURACY,
+            train=level(train, 10**6),
+            valid=level(train, 10**6),
+            human=level(human, 10**6),
+            tolerance=0.01,
+        )
+        assert bv.acting == ["avoidable bias"], (train, human, bv.component("avoidable bias"))
+
+
+def test_a_significant_component_below_the_margin_is_not_called_insignificant() -> None:
+    bv = bias_variance(
+        ACCURACY,
+        train=level(0.975, 10**5),
+        valid=level(0.972, 10**5),
+        human=level(0.976, 10**5),
+        tolerance=0.01,
+    )
+    variance = bv.component("variance")
+    assert variance is not None and variance.significant
+    assert bv.dominant == "near human level" and bv.acting == []
+    assert "no component is significantly above zero" not in bv.summary
+    assert "variance is above zero but below the margin 0.01" in bv.summary
+
+
+def test_the_curve_reads_no_overfitting_when_the_variance_interval_includes_zero() -> None:
+    """The curve and the bias/variance split read the same evidence: a gap within noise is no overfitting."""
+    curve = _curve([(100, 1.0, 0.80), (200, 1.0, 0.82), (400, 1.0, 0.83)])
+    assert "overfitting" in [f.kind for f in read_curve(curve, baseline=0.70)]
+    assert "overfitting" in [f.kind for f in read_curve(curve, baseline=0.70, variance=(0.12, 0.22))]
+    assert "overfitting" not in [f.kind for f in read_curve(curve, baseline=0.70, variance=(-0.01, 0.35))]

@@ -134,6 +134,8 @@ class BiasVariance:
     human_source: str | None = None
     bias_bounds: tuple[float, float] | None = None  # without a human baseline
     notes: list[str] = field(default_factory=list)
+    # Every component that counts (significant and at least the margin), largest first.
+    acting: list[str] = field(default_factory=list)
 
     def component(self, name: str) -> Component | None:
         """The component called ``name``, if measured."""
@@ -149,6 +151,7 @@ class BiasVariance:
             "dominant": self.dominant,
             "summary": self.summary,
             "actions": self.actions,
+            "acting": self.acting,
             "human_source": self.human_source,
             "bias_bounds": list(self.bias_bounds) if self.bias_bounds else None,
             "notes": self.notes,
@@ -203,17 +206,19 @@ def bias_variance(
         components.append(_named("variance", _mover(e_valid, e_train)))
     errors["valid"] = e_valid
     dominant = _dominant(components, bounds, tolerance, human is not None)
+    acting = _acting(components, bounds, tolerance)
     return BiasVariance(
         ref.name,
         model,
         errors,
         components,
         dominant,
-        _summary(dominant, components, bounds, ref),
-        list(_DOMINANT_ACTIONS[dominant]),
+        _summary(dominant, acting, components, bounds, ref, tolerance),
+        _actions(dominant, acting),
         human.source if human is not None else None,
         bounds,
         notes,
+        acting,
     )
 
 
@@ -234,6 +239,34 @@ def _bias_bounds(ref: MetricRef, e_train: _Error, best_baseline: Level | None) -
     return (max(0.0, e_train[0] - lowest), max(0.0, e_train[0]))
 
 
+# A component equal to the margin counts: the subtraction behind it is off by floating-point error
+# (0.99 - 0.98 is 0.010000000000000009), so the comparison allows this much.
+_EPSILON = 1e-9
+
+
+def _counts(c: Component, tolerance: float) -> bool:
+    """Whether a component is worth acting on: its interval lies above zero and it reaches the margin."""
+    return c.significant and c.value >= tolerance - _EPSILON
+
+
+def _acting(components: list[Component], bounds: tuple[float, float] | None, tolerance: float) -> list[str]:
+    """Every component that counts, largest first; without human level, bias by its lower bound."""
+    values = {c.name: c.value for c in components if _counts(c, tolerance)}
+    if bounds is not None and bounds[0] > 0 and bounds[0] >= tolerance - _EPSILON:
+        values["avoidable bias"] = bounds[0]
+    return sorted(values, key=lambda name: -values[name])
+
+
+def _actions(dominant: str, acting: list[str]) -> list[str]:
+    """The dominant component's actions, then the first of every other component that counts."""
+    out = list(_DOMINANT_ACTIONS[dominant])
+    for name in acting:
+        first = _DOMINANT_ACTIONS[name][0]
+        if first not in out:
+            out.append(first)
+    return out
+
+
 def _dominant(
     components: list[Component], bounds: tuple[float, float] | None, tolerance: float, has_human: bool
 ) -> Any:
@@ -242,16 +275,17 @@ def _dominant(
     The largest significant one, or "both" when bias and variance are close; without human
     level, judged against the bounds on avoidable bias.
     """
-    acting = [c for c in components if c.significant and c.value >= tolerance]
+    acting = [c for c in components if _counts(c, tolerance)]
     if not has_human and not any(c.name == "avoidable bias" for c in components):
         assert bounds is not None
         return _dominant_without_human(components, acting, bounds, tolerance)
     if not acting:
         return "near human level" if has_human else "none"
     top = max(acting, key=lambda c: c.value)
-    names = {c.name for c in acting}
-    second = sorted((c.value for c in acting), reverse=True)[1] if len(acting) > 1 else 0.0
-    if {"avoidable bias", "variance"} <= names and second >= 0.5 * top.value and top.name != "data mismatch":
+    pair = {c.name: c.value for c in acting if c.name in ("avoidable bias", "variance")}
+    # "Both" only for bias and variance themselves, when they lead and the smaller is at least half
+    # the larger; a large data mismatch beside them is named on its own.
+    if len(pair) == 2 and top.name in pair and min(pair.values()) >= 0.5 * max(pair.values()):
         return "both"
     return top.name
 
@@ -274,7 +308,12 @@ def _dominant_without_human(
 
 
 def _summary(
-    dominant: str, components: list[Component], bounds: tuple[float, float] | None, ref: MetricRef
+    dominant: str,
+    acting: list[str],
+    components: list[Component],
+    bounds: tuple[float, float] | None,
+    ref: MetricRef,
+    tolerance: float,
 ) -> str:
     parts = ", ".join(
         f"{c.name} {c.value:.4g}"
@@ -288,8 +327,21 @@ def _summary(
         "variance": "high variance: the model does not generalise from training to validation",
         "both": "both high bias and high variance",
         "data mismatch": "data mismatch: validation rows differ from the training distribution",
-        "near human level": "near human level: no component is significantly above zero",
-        "none": "no significant gap between training and validation",
+        "near human level": f"near human level: {_quiet(components, acting, tolerance)}",
+        "none": f"no gap to act on: {_quiet(components, acting, tolerance)}",
         "unknown": "bias cannot be told from unavoidable error without a human baseline",
     }[dominant]
+    led = {"both": ("avoidable bias", "variance")}.get(dominant, (dominant,))
+    others = [name for name in acting if name not in led]
+    if others:
+        lead += f"; {' and '.join(others)} {'counts' if len(others) == 1 else 'count'} too"
     return f"{lead} ({ref.name} error: {parts})"
+
+
+def _quiet(components: list[Component], acting: list[str], tolerance: float) -> str:
+    """Why nothing is acted on, in words the printed intervals agree with."""
+    small = [c.name for c in components if c.significant and c.name not in acting]
+    if not small:
+        return "no component is significantly above zero"
+    verb = "is" if len(small) == 1 else "are"
+    return f"{' and '.join(small)} {verb} above zero but below the margin {tolerance:g}"

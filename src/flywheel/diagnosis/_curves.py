@@ -296,25 +296,33 @@ def read_curve(
     baseline: float | None = None,
     human: float | None = None,
     tolerance: float = 0.01,
+    variance: tuple[float | None, float | None] | None = None,
 ) -> list[Finding]:
     """Read a learning curve (or training history) against the best baseline and human level.
 
     Far below the baselines -> underfitting, work on the model; near or past them with training
     well above validation -> overfitting, regularise; validation still rising with size -> more
-    data pays; a history whose validation score peaked and fell -> stop earlier.
+    data pays; a history whose validation score peaked and fell -> stop earlier. ``variance`` is
+    the interval of the same model's variance (validation minus training error) from the
+    bias/variance split: when it includes zero the gap is noise, and no overfitting is read.
     """
     rows = curve.summary()
     tol = max(tolerance, 1e-12)
     trend = _stop_early if curve.axis == "step" else _data_trend
     found = [
         _underfitting(curve, rows[-1], baseline, tol),
-        _overfitting(curve, rows[-1], baseline, tol),
+        None if _within_noise(variance) else _overfitting(curve, rows[-1], baseline, tol),
         trend(curve, rows, tol),
     ]
     out = [f for f in found if f is not None]
     if not out:
         out.append(_healthy(curve, rows[-1], human, tol))
     return out
+
+
+def _within_noise(interval: tuple[float | None, float | None] | None) -> bool:
+    """Whether an interval is known and includes zero."""
+    return interval is not None and interval[0] is not None and interval[0] <= 0
 
 
 def _underfitting(curve: Curve, last: dict[str, Any], baseline: float | None, tol: float) -> Finding | None:

@@ -131,12 +131,11 @@ def _decisions(need_ml: str | None, target_met: bool | None, best_simple: str | 
 
 
 def _component_actions(bv: BiasVariance | None, forecast: Forecast | None) -> list[Action]:
-    """The first action of the dominant error component (of both, when bias and variance are close)."""
-    if bv is None or bv.dominant not in ("avoidable bias", "variance", "both", "data mismatch"):
+    """The first action of every error component that counts, largest first."""
+    if bv is None:
         return []
     out: list[Action] = []
-    names = {"both": ("avoidable bias", "variance")}.get(bv.dominant, (bv.dominant,))
-    for name in names:
+    for name in bv.acting:
         comp = bv.component(name)
         kind = {"avoidable bias": "bias", "variance": "variance", "data mismatch": "mismatch"}[name]
         first = {"bias": _BIAS_ACTIONS, "variance": _VARIANCE_ACTIONS, "mismatch": _MISMATCH_ACTIONS}[kind]

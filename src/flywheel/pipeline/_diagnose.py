@@ -219,7 +219,20 @@ def diagnose_best(plan_: Plan, ranked: Ranked, curve: Curve | None, forecast_: F
     bv = _bias_variance(best, ref, split_name, human, baseline, tol, notes)
     base_value = baseline.value if baseline is not None else None
     human_value = human.value if human is not None else None
-    findings = read_curve(curve, baseline=base_value, human=human_value, tolerance=tol) if curve else []
+    variance = (
+        bv.component("variance") if bv is not None and curve is not None and bv.model == curve.model else None
+    )
+    findings = (
+        read_curve(
+            curve,
+            baseline=base_value,
+            human=human_value,
+            tolerance=tol,
+            variance=(variance.low, variance.high) if variance is not None else None,
+        )
+        if curve
+        else []
+    )
     history_findings = (
         read_curve(plan_.history, baseline=base_value, human=human_value, tolerance=tol)
         if plan_.history
