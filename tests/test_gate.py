@@ -62,10 +62,12 @@ def test_gate_exit_codes_and_promotion(cli: Cli, tmp_path: Path) -> None:
     assert any("staging" in m["aliases"] for m in _json(cli("models", "--json")))
     _one_error_line(cli("alias", "bad", "champion"), "champion is set by flywheel")
     _one_error_line(cli("alias", "nope", "staging"), "'nope' has no saved artifact")
-    # The champion against itself: the interval sits on the margin, inconclusive, exit 3.
+    # The champion against itself: inconclusive, exit 3, and said plainly: not "minimum detectable
+    # effect 0.0000" but that no number of rows would tell two identical models apart.
     same = cli("gate", "--candidate", "good", "--json")
     assert same.returncode == 3 and _json(same)["status"] == "inconclusive"
-    assert "minimum detectable effect" in _json(same)["reasons"][0]
+    assert "no number of rows would tell them apart" in _json(same)["reasons"][0]
+    assert "minimum detectable effect" not in _json(same)["reasons"][0]
 
 
 def _one_error_line(proc: subprocess.CompletedProcess[str], expected: str) -> None:

@@ -437,3 +437,30 @@ def test_bad_input_names_the_argument(kwargs: dict[str, object], expected: str) 
         score(**kwargs)  # type: ignore[arg-type]
     assert expected in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_identical_models_have_no_detectable_effect_and_no_rows_would_decide() -> None:
+    """Not "minimum detectable effect 0.0000": two models that agree on every row cannot be told apart."""
+    from flywheel.metrics import rows_to_decide
+
+    y = np.array([0, 1, 1, 0, 1] * 40)
+    pred = np.where(np.arange(200) % 7 == 0, 1 - y, y)
+    c = compare(y, pred, pred.copy(), "accuracy", n_resamples=300)
+    assert c.verdict == "inconclusive"
+    assert c.min_detectable_effect is None and c.more_rows_needed is None
+    assert c.note is not None and "no number of rows would tell them apart" in c.note
+    assert rows_to_decide(c.to_dict()) == ""
+
+
+def test_rows_that_would_decide_are_bounded_by_what_is_in_hand() -> None:
+    """Not "about 1,434,804 more labelled test rows would decide" for 944 rows."""
+    from flywheel.metrics import rows_to_decide
+
+    assert rows_to_decide({"more_rows_needed": 1_434_804, "n": 944}, "labelled test") == (
+        "more than 100× the 944 rows compared would be needed to decide"
+    )
+    assert (
+        rows_to_decide({"more_rows_needed": 94_400, "n": 944})
+        == "about 94,400 more labelled rows would decide"
+    )
+    assert rows_to_decide({"more_rows_needed": None, "n": 944}) == ""

@@ -48,7 +48,7 @@ from flywheel.evaluation import (
     resolve_rule,
     with_preprocessing,
 )
-from flywheel.metrics import MetricRef, parse_metric, wilson_interval
+from flywheel.metrics import MetricRef, parse_metric, rows_to_decide, wilson_interval
 from flywheel.project import PROJECT_FILE, Project
 
 __all__ = [
@@ -387,8 +387,8 @@ def need_ml(
             margin,
             comp,
         )
-    more = comp.get("more_rows_needed")
-    hint = f"; about {more:,} more labelled test rows would decide" if more else ""
+    decide = rows_to_decide(comp, "labelled test")
+    hint = f"; {decide}" if decide else ""
     return NeedML(
         "not yet clear",
         f"the interval straddles the margin{hint}. {gain}",

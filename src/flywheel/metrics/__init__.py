@@ -6,7 +6,7 @@
 """
 
 from flywheel.metrics._accumulate import Accumulator
-from flywheel.metrics._compare import Comparison, compare
+from flywheel.metrics._compare import Comparison, compare, rows_to_decide
 from flywheel.metrics._confusion import ConfusionAccumulator
 from flywheel.metrics._engine import Estimate, Scores, score
 from flywheel.metrics._inputs import prepare
@@ -43,6 +43,7 @@ __all__ = [
     "metric_names",
     "parse_metric",
     "prepare",
+    "rows_to_decide",
     "score",
     "wilson_interval",
 ]

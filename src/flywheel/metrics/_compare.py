@@ -8,6 +8,7 @@ detectable effect and about how many more labelled rows would decide.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,7 +31,9 @@ from flywheel.metrics._statistics import Prepared, build_cells
 __all__ = [
     "Comparison",
     "ComparisonVerdict",
+    "MAX_ROWS_FACTOR",
     "compare",
+    "rows_to_decide",
 ]
 
 ComparisonVerdict = Literal["better", "worse", "inconclusive"]
@@ -60,7 +63,7 @@ class Comparison:
     n: int
     confidence: float
     method: str
-    min_detectable_effect: float
+    min_detectable_effect: float | None  # None when the two models agree on every resample
     more_rows_needed: int | None
     note: str | None = None
 
@@ -70,6 +73,7 @@ class Comparison:
 
 
 _Z_POWER = ndtri(0.8)
+MAX_ROWS_FACTOR = 100  # rows-to-decide past this many times the rows in hand are not printed as counts
 
 
 def compare(
@@ -133,7 +137,9 @@ def compare(
         used,
         mde,
         more,
-        interval_note(n, low, high, label),
+        interval_note(n, low, high, label)
+        if mde is not None
+        else "the two models score the same on every resample: no number of rows would tell them apart",
     )
 
 
@@ -198,11 +204,36 @@ def _paired_draws(
     return draws, accel, label
 
 
+def rows_to_decide(comparison: Mapping[str, Any], what: str = "labelled") -> str:
+    """How many more rows would decide an inconclusive comparison, said plainly ("" when none would).
+
+    Beyond :data:`MAX_ROWS_FACTOR` times the rows compared the figure is an extrapolation too far
+    to print as a count: it is said as such.
+
+    >>> rows_to_decide({"more_rows_needed": 1_434_804, "n": 944})
+    'more than 100× the 944 rows compared would be needed to decide'
+    >>> rows_to_decide({"more_rows_needed": 500, "n": 944}, "test")
+    'about 500 more test rows would decide'
+    """
+    more, n = comparison.get("more_rows_needed"), comparison.get("n") or 0
+    if not more:
+        return ""
+    if more > MAX_ROWS_FACTOR * n:
+        return f"more than {MAX_ROWS_FACTOR}× the {n:,} rows compared would be needed to decide"
+    return f"about {more:,} more {what} rows would decide"
+
+
 def _detectable(
     finite: np.ndarray, n: int, confidence: float, gap: float, verdict: ComparisonVerdict
-) -> tuple[float, int | None]:
-    """The minimum detectable effect at this n (80% power), and about how many more rows would decide."""
+) -> tuple[float | None, int | None]:
+    """The minimum detectable effect at this n (80% power), and about how many more rows would decide.
+
+    Both are None when every resampled difference is the same (two models that agree on every
+    row): no effect is detectable and no number of rows would decide.
+    """
     se = float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
+    if se == 0:
+        return None, None
     z = ndtri(1 - (1 - confidence) / 2)
     mde = float((z + _Z_POWER) * se)
     more: int | None = None

@@ -25,7 +25,7 @@ import numpy as np
 from flywheel.data import load_dataset, split_dataset
 from flywheel.errors import FlywheelError, StoreError
 from flywheel.evaluation import Standing, load_artifact
-from flywheel.metrics import compare, get_metric
+from flywheel.metrics import compare, get_metric, rows_to_decide
 from flywheel.project import GateSpec, Project
 from flywheel.registry._store import DB_NAME, open_store
 
@@ -173,11 +173,13 @@ def judge_candidate(
     elif comp["verdict"] == "better" and standing.feasible:
         status, reasons = "pass", [f"wins: {shown}"]
     else:
-        more = comp.get("more_rows_needed")
+        mde = comp["min_detectable_effect"]
+        decide = rows_to_decide(comp, "test")
         reasons.insert(
             0,
-            f"not decided: {shown}; minimum detectable effect {comp['min_detectable_effect']:.4f}"
-            + (f"; about {more:,} more test rows would decide" if more else ""),
+            f"not decided: {shown}; "
+            + (f"minimum detectable effect {mde:.4f}" if mde is not None else str(comp["note"]))
+            + (f"; {decide}" if decide else ""),
         )
         reasons += [f"constraint {v.status}: {v.describe()}" for v in standing.violations]
         status = "inconclusive"
