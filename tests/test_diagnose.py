@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.stats import false_discovery_control
+from scipy.stats import false_discovery_control, fisher_exact
 from sklearn.metrics import recall_score
 
 from flywheel.diagnosis import (
@@ -297,3 +297,29 @@ def test_the_curve_reads_no_overfitting_when_the_variance_interval_includes_zero
     assert "overfitting" in [f.kind for f in read_curve(curve, baseline=0.70)]
     assert "overfitting" in [f.kind for f in read_curve(curve, baseline=0.70, variance=(0.12, 0.22))]
     assert "overfitting" not in [f.kind for f in read_curve(curve, baseline=0.70, variance=(-0.01, 0.35))]
+
+
+def test_one_miss_in_ten_is_not_a_weak_class() -> None:
+    """Iris: 9/10 recall for one class beside perfect others is no evidence of a weak class."""
+    y = np.array(["setosa"] * 10 + ["versicolor"] * 10 + ["virginica"] * 10)
+    pred = y.copy()
+    pred[0] = "versicolor"
+    out = weak_classes(ACCURACY, y, pred, None, ["setosa", "versicolor", "virginica"])
+    setosa = next(c for c in out if c.label == "setosa")
+    assert setosa.recall == pytest.approx(0.9) and not setosa.weak
+    assert setosa.gain == 0.0  # nothing claimed for a difference within noise
+    table = [[1, 9], [0, 20]]
+    assert setosa.p_value == pytest.approx(fisher_exact(table, alternative="greater").pvalue)
+
+
+def test_a_weak_class_claims_only_the_gain_its_interval_supports() -> None:
+    """The gain lifts the class's recall to the rest's from the top of its interval, not its point."""
+    rng = np.random.default_rng(1)
+    y = rng.choice(["a", "b", "c"], size=900)
+    pred = y.copy()
+    pred[(y == "c") & (rng.random(900) < 0.4)] = "a"
+    weak = next(c for c in weak_classes(ACCURACY, y, pred, None, ["a", "b", "c"]) if c.label == "c")
+    point_lift = (1.0 - weak.recall) * weak.support / len(y)  # what lifting the point to 1.0 would claim
+    assert weak.weak and weak.q_value is not None and weak.q_value <= 0.1
+    assert weak.gain is not None and 0 < weak.gain < point_lift
+    assert weak.gain == pytest.approx(np.floor((1.0 - weak.recall_high) * weak.support) / len(y))

@@ -1,10 +1,11 @@
 """Where the model is weakest: the classes it recalls worst and the slices of rows it errs on most.
 
-Weak classes are the ones whose recall is significantly below the other classes' (Wilson
-intervals). Weak segments are slices of the validation rows whose error is significantly
-above the rest's (:mod:`flywheel.diagnosis._slices` cuts and tests them); the
-discoveries are reported best first, with overlapping ones folded, each with what fixing
-it would win on the optimized metric.
+Weak classes are the ones whose recall is significantly below the rest's: Fisher's exact test of
+the class's misses against the other classes' (one-sided), with false discoveries controlled
+across the classes (Benjamini–Hochberg), as for segments. Weak segments are slices of the
+validation rows whose error is significantly above the rest's (:mod:`flywheel.diagnosis._slices`
+cuts and tests them); the discoveries are reported best first, with overlapping ones folded,
+each with what fixing it would win on the optimized metric.
 """
 
 from __future__ import annotations
@@ -16,10 +17,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import fisher_exact
 from scipy.stats import t as student_t
 
 from flywheel.diagnosis._curves import _better
-from flywheel.diagnosis._slices import _bins, _Feature, _slice_families, _Slices, _test_slices, _Tested
+from flywheel.diagnosis._slices import (
+    _bins,
+    _Feature,
+    _slice_families,
+    _Slices,
+    _test_slices,
+    _Tested,
+    benjamini_hochberg,
+)
 from flywheel.metrics import MetricRef, get_metric, score, wilson_interval
 
 __all__ = ["WeakClass", "WeakSegment", "weak_classes", "weak_segments"]
@@ -42,8 +52,10 @@ class WeakClass:
     precision_high: float | None
     f1: float
     missed: int
-    weak: bool  # recall significantly below the other classes' mean recall
-    gain: float | None = None  # optimized metric if this class's recall rose to the others' mean
+    weak: bool  # recall significantly below the other classes' (Fisher, BH-controlled)
+    gain: float | None = None  # optimized metric if its recall rose as far as the evidence says it lags
+    p_value: float | None = None  # one-sided Fisher: this class misses more than the rest
+    q_value: float | None = None  # Benjamini–Hochberg across the classes
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -84,9 +96,20 @@ def _fixed_gain(
 
 
 def weak_classes(
-    ref: MetricRef, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, classes: Sequence[Any]
+    ref: MetricRef,
+    y: np.ndarray,
+    pred: np.ndarray,
+    proba: np.ndarray | None,
+    classes: Sequence[Any],
+    fdr: float = 0.1,
 ) -> list[WeakClass]:
-    """Per-class recall and precision with Wilson intervals, weakest first (by F1, then recall)."""
+    """Per-class recall and precision with Wilson intervals, weakest first (by F1, then recall).
+
+    A class is weak when Fisher's exact test says it misses more than the other classes together
+    (one-sided) with a Benjamini–Hochberg q-value at most ``fdr``. Its gain is what the optimized
+    metric would win if its recall rose to the rest's by the part the evidence supports: up to
+    the upper end of its recall interval, not its point.
+    """
     cls = np.asarray(classes)
     index = {str(c): i for i, c in enumerate(cls)}
     yi = np.array([index[str(v)] for v in y])
@@ -96,18 +119,20 @@ def weak_classes(
     predicted = np.bincount(pi[pi >= 0], minlength=k)
     hits = np.bincount(yi[yi == pi], minlength=k)
     recalls = np.divide(hits, support, out=np.zeros(k), where=support > 0)
+    present = [j for j in range(k) if support[j] > 0]
+    p_values = {j: _misses_more(j, hits, support) for j in present}
+    q_values = dict(zip(present, benjamini_hochberg(np.array([p_values[j] for j in present])), strict=True))
     out = []
-    for j in range(k):
-        if support[j] == 0:
-            continue
+    for j in present:
         r_low, r_high = wilson_interval(hits[j], int(support[j]))
-        others = [recalls[i] for i in range(k) if i != j and support[i] > 0]
-        mean_other = float(np.mean(others)) if others else float(recalls[j])
+        rest = support.sum() - support[j]
+        rest_recall = float((hits.sum() - hits[j]) / rest) if rest else float(recalls[j])
         prec = hits[j] / predicted[j] if predicted[j] else None
         p_low, p_high = wilson_interval(hits[j], int(predicted[j])) if predicted[j] else (None, None)
         f1 = 2 * hits[j] / (support[j] + predicted[j]) if support[j] + predicted[j] else 0.0
+        weak = bool(q_values[j] <= fdr)
         missed_rows = np.flatnonzero((yi == j) & (pi != j))
-        lift = max(0, round((mean_other - recalls[j]) * support[j]))
+        lift = max(0, math.floor((rest_recall - r_high) * support[j])) if weak else 0
         gain = _fixed_gain(ref, y, pred, proba, cls, missed_rows[:lift]) if lift else 0.0
         out.append(
             WeakClass(
@@ -121,11 +146,22 @@ def weak_classes(
                 None if p_high is None else float(p_high),
                 float(f1),
                 int(support[j] - hits[j]),
-                bool(r_high < mean_other - 1e-9 and hits[j] < support[j]),
+                weak,
                 None if gain is None else float(gain),
+                p_values[j],
+                float(q_values[j]),
             )
         )
     return sorted(out, key=lambda c: (c.f1, c.recall, str(c.label)))
+
+
+def _misses_more(j: int, hits: np.ndarray, support: np.ndarray) -> float:
+    """One-sided Fisher's exact p: class ``j`` misses more of its rows than the other classes do."""
+    rest_hits, rest_rows = int(hits.sum() - hits[j]), int(support.sum() - support[j])
+    if rest_rows == 0:
+        return 1.0
+    table = [[int(support[j] - hits[j]), int(hits[j])], [rest_rows - rest_hits, rest_hits]]
+    return float(fisher_exact(table, alternative="greater").pvalue)
 
 
 # --- weak segments ------------------------------------------------------------------------------

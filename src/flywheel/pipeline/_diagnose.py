@@ -188,7 +188,7 @@ def _weak_spots(
     pred, proba = best.predictions[split_name], best.scores.get(split_name)
     y = ds.y[rows]
     if ds.classes is not None:
-        classes = weak_classes(ref, y, pred, proba, ds.classes)
+        classes = weak_classes(ref, y, pred, proba, ds.classes, fdr=plan_.project.diagnosis.fdr)
     kinds = {c: "numeric" for c in ds.columns.numeric} | {c: "categorical" for c in ds.columns.categorical}
     segments, searched = weak_segments(
         ref,
