@@ -309,3 +309,21 @@ def test_run_report_shows_scoping_and_timeline(tmp_path: Path) -> None:
     stored = copy.deepcopy(result.to_dict())
     card = model_card(load_project(path), stored)
     assert yaml.safe_load(card.split("---\n")[1])["model_name"] == result.ranking.best
+
+
+def test_the_card_claims_no_weak_spot_only_from_a_diagnosis_of_its_model(tmp_path: Path) -> None:
+    """Not "no class is weak" from a run that diagnosed nothing, or diagnosed another model."""
+    path = write_project(tmp_path / "iris", IRIS_PROJECT + "diagnosis: {forecast: false}\n")
+    result = run(path, report=False)
+    project = load_project(path)
+    stored = copy.deepcopy(result.to_dict())
+    best = result.ranking.best
+    other = next(s.name for s in result.ranking.standings if s.name != best)
+    assert "## Weak spots (measured)" in model_card(project, stored)
+    assert f"Not diagnosed for {other}: run {result.run_id} diagnosed {best}" in model_card(
+        project, stored, other
+    )
+    undiagnosed = {**stored, "diagnosis": None}
+    text = model_card(project, undiagnosed)
+    assert f"Not diagnosed: run {result.run_id} made no diagnosis" in text
+    assert "No class or segment is significantly weaker" not in text

@@ -72,7 +72,7 @@ def model_card(project: Project, run: dict[str, Any], model: str | None = None) 
         *_opening(project, name),
         *_evaluation(run, name, metric),
         *_baselines(run, metric),
-        *_weak_spots(run),
+        *_weak_spots(run, name),
         *_closing(project, run),
     ]
     return "\n".join(lines)
@@ -162,10 +162,25 @@ def _baselines(run: dict[str, Any], metric: str) -> list[str]:
     return lines
 
 
-def _weak_spots(run: dict[str, Any]) -> list[str]:
-    """The diagnosis's weak classes and segments, or a line saying there are none."""
+def _weak_spots(run: dict[str, Any], name: str) -> list[str]:
+    """The diagnosis's weak classes and segments, or a line saying there are none.
+
+    Only a diagnosis of this very model speaks for it: a run without one (``flywheel gate`` makes
+    none) or of another model says so, rather than "no weak spot".
+    """
     diagnosis = run.get("diagnosis") or {}
     lines = ["", "## Weak spots (measured)", ""]
+    if not diagnosis:
+        return [
+            *lines,
+            f"Not diagnosed: run {run.get('run_id')} made no diagnosis (`flywheel run` makes one).",
+        ]
+    if diagnosis.get("model") != name:
+        return [
+            *lines,
+            f"Not diagnosed for {name}: run {run.get('run_id')} diagnosed {diagnosis.get('model')}, "
+            "the best model.",
+        ]
     weak = [c for c in diagnosis.get("classes", []) if c.get("weak")]
     for c in weak:
         lines.append(
