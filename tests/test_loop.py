@@ -424,3 +424,23 @@ def test_bad_loop_input_is_one_line_and_exit_2(iris: Path, tmp_path: Path, cli: 
         r = cli(*args)
         assert r.returncode == 2, (args, r.stdout, r.stderr)
         assert r.stderr.count("\n") == 1 and message in r.stderr, (args, r.stderr)
+
+
+def test_readiness_and_the_phase_count_what_the_log_holds(iris: Path) -> None:
+    """Not "predictions logged 0" in a report that shows the logged predictions and their labels."""
+    from flywheel.scoping import gather
+
+    data = load_iris(as_frame=True)
+    _log_rows(iris, data.frame.drop(columns=["target"]).head(12), labels=["setosa"] * 12)
+    result = run(iris, report=False)
+    assert (
+        result.flywheel is not None
+        and result.flywheel["predictions"] == 12
+        and result.flywheel["labels"] == 12
+    )
+    assert result.assessment is not None
+    monitoring = {r["item"]: r for r in result.assessment.readiness["sections"]["monitoring"]["items"]}
+    assert monitoring["predictions logged"]["source"] == "measured"
+    assert monitoring["feedback labels collected"]["source"] == "measured"
+    gathered = gather(load_project(iris))
+    assert gathered.artifacts["predictions_logged"] == 12 and gathered.artifacts["feedback"] == 12

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from flywheel.project import Project
-from flywheel.registry import Store, flywheel_summary
+from flywheel.registry import Store, flywheel_summary, loop_counts
 from flywheel.results import RunResult
 from flywheel.scoping import assess, infer_phase
 
@@ -26,8 +26,17 @@ def scope_run(proj: Project, db: Store | None, result: RunResult, frame: Any) ->
         champion = db.get_alias(proj.project, "champion")
         events = db.phase_events(proj.project)
         artifacts.update(models=bool(db.list_models(proj.project)), champion=champion is not None)
+    loop = flywheel_summary(proj)
+    counts = loop_counts(loop)
+    artifacts.update(counts)
     candidates = sum(e.role == "candidate" for e in result.evaluations)
     runs.append({"id": result.run_id, "started_at": result.started_at.isoformat(), "candidates": candidates})
-    state = infer_phase(data_loads=True, runs=runs, champion=champion, events=events)
+    state = infer_phase(
+        data_loads=True,
+        runs=runs,
+        champion=champion,
+        predictions_logged=counts["predictions_logged"],
+        events=events,
+    )
     assessment = assess(proj, result.to_dict(), frame=frame.head(2000), artifacts=artifacts)
-    return replace(result, assessment=assessment, phase=state, flywheel=flywheel_summary(proj))
+    return replace(result, assessment=assessment, phase=state, flywheel=loop)

@@ -4,7 +4,7 @@ served loop has stored (labels over time, retrains).
 """
 
 from flywheel.registry._aliases import load_alias, save_version
-from flywheel.registry._flywheel import flywheel_summary
+from flywheel.registry._flywheel import flywheel_summary, loop_counts
 from flywheel.registry._gate import (
     EXIT_CODES,
     GateResult,
@@ -45,6 +45,7 @@ __all__ = [
     "checked_champion",
     "flywheel_summary",
     "judge_candidate",
+    "loop_counts",
     "load_alias",
     "open_store",
     "retrained_verdict",

@@ -15,6 +15,7 @@ from flywheel.project import Project
 
 __all__ = [
     "flywheel_summary",
+    "loop_counts",
 ]
 
 
@@ -74,3 +75,11 @@ def flywheel_summary(project: Project) -> dict[str, Any] | None:
         "queue": queue,
         "retrains": retrains,
     }
+
+
+def loop_counts(summary: dict[str, Any] | None) -> dict[str, int]:
+    """Logged predictions and feedback labels from :func:`flywheel_summary`, as readiness and the
+    lifecycle count them: one source, so the report's sections cannot disagree."""
+    if summary is None:
+        return {"predictions_logged": 0, "feedback": 0}
+    return {"predictions_logged": int(summary["predictions"]), "feedback": int(summary["labels"])}

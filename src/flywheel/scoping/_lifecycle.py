@@ -158,7 +158,7 @@ class Gathered:
 def gather(project: Project) -> Gathered:
     """Read the project's data and store (nothing is created: a project with no store has no run)."""
     from flywheel.data import load_dataset
-    from flywheel.registry import DB_NAME, open_store
+    from flywheel.registry import DB_NAME, flywheel_summary, loop_counts, open_store
 
     try:
         sample: pd.DataFrame | None = load_dataset(project.data, project.root).frame.head(2000)
@@ -177,6 +177,13 @@ def gather(project: Project) -> Gathered:
         events = store.phase_events(project.project)
     finally:
         store.close()
-    artifacts.update(models=bool(models), champion=champion is not None)
-    state = infer_phase(data_loads=data_loads, runs=runs, champion=champion, events=events)
+    counts = loop_counts(flywheel_summary(project))
+    artifacts.update(models=bool(models), champion=champion is not None, **counts)
+    state = infer_phase(
+        data_loads=data_loads,
+        runs=runs,
+        champion=champion,
+        predictions_logged=counts["predictions_logged"],
+        events=events,
+    )
     return Gathered(run, artifacts, state, sample)
