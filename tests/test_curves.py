@@ -110,6 +110,9 @@ def test_a_target_already_met_and_no_target_are_not_numbers() -> None:
     curve = _synthetic(TRUTHS["pow3"], 2)
     met = forecast(curve, 0.5, n_boot=50)
     assert met.status == "met" and met.needed is None
+    # Said of the split the curve was scored on, so it cannot contradict a failing test verdict.
+    assert met.describe().startswith("target 0.5 already met on the valid split by the learning curve")
+    assert met.describe().endswith("the verdict is judged on test")
     none = forecast(curve, None, n_boot=50)
     assert none.status == "unavailable" and "target" in (none.reason or "")
     assert none.cost_curve  # the cost of each target is still drawn

@@ -347,3 +347,21 @@ def test_a_rung_is_only_priced_in_latency_when_its_timing_differs() -> None:
     assert steps["dummy"] is None
     assert steps["random"]["latency_p95_ms"] is None and steps["random"]["size_mb"] == 0
     assert steps["linear"]["latency_p95_ms"] == pytest.approx(1.8)
+
+
+def test_a_declared_result_beyond_human_level_raises_the_ceiling() -> None:
+    """Not a gain of 101 % for a published result: the best known level is the ceiling."""
+    from flywheel.baselines import ladder_table
+    from flywheel.evaluation import Evaluation
+    from flywheel.metrics import parse_metric
+
+    dummy = Evaluation("dummy", "baseline", "rung", "", "constant", metrics={"test": {"accuracy": 0.1}})
+    declared = [
+        {"name": "human", "kind": "human", "values": {"accuracy": 0.985}},
+        {"name": "published result", "kind": "external", "values": {"accuracy": 0.992}},
+    ]
+    rows = {r["name"]: r for r in ladder_table([dummy], parse_metric("accuracy"), declared)}
+    assert rows["published result"]["gain"] == pytest.approx(1.0)
+    assert rows["human"]["gain"] == pytest.approx((0.985 - 0.1) / (0.992 - 0.1))
+    alone = {r["name"]: r for r in ladder_table([dummy], parse_metric("accuracy"), declared[:1])}
+    assert alone["human"]["gain"] == pytest.approx(1.0)

@@ -32,9 +32,9 @@ def ladder_table(
     """Every rung, candidate and declared baseline on one scale (test split).
 
     ``gain`` is the improvement over the dummy as a share of the headroom from
-    the dummy to the ceiling (human level if known, else the metric's best value):
-    0 is no better than a constant, 1 is the ceiling. ``step`` holds what each
-    rung costs over the rung before it in latency, size and fit time.
+    the dummy to the ceiling (the best known level: human level or a declared result
+    beyond it, else the metric's best value): 0 is no better than a constant, 1 is the ceiling.
+    ``step`` holds what each rung costs over the rung before it in latency, size and fit time.
     """
     name = metric.name
     dummy = next((e for e in evaluations if e.ok and e.stage == "constant"), None)
@@ -65,14 +65,22 @@ def ladder_table(
 
 
 def _ceiling(metric: MetricRef, declared: Sequence[dict[str, Any]], human_value: Any) -> float:
-    """Human level, measured or else declared, when known; else the metric's best value."""
+    """The best level known to be reachable: human level (measured, else declared), or a declared
+    result beyond it; with neither, the metric's best value.
+
+    A published result better than human level shows human level is no ceiling: measuring gains
+    against it would give that result more than 100 % of the headroom.
+    """
     declared_human = next((d["values"].get(metric.name) for d in declared if d["kind"] == "human"), None)
-    ceiling: float = metric.best
-    if human_value is not None:
-        ceiling = float(human_value)
-    elif declared_human is not None:
-        ceiling = float(declared_human)
-    return ceiling
+    human = human_value if human_value is not None else declared_human
+    if human is None:
+        return float(metric.best)
+    known = [float(human)] + [
+        float(d["values"][metric.name])
+        for d in declared
+        if d["kind"] != "human" and d["values"].get(metric.name) is not None
+    ]
+    return max(known) if metric.greater_is_better else min(known)
 
 
 def _step(e: Evaluation, previous: Evaluation, metric: str) -> float | None:

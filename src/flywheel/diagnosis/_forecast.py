@@ -69,6 +69,7 @@ class Forecast:
     fitted: list[dict[str, float]] = field(default_factory=list)  # the fitted curve, for drawing
     cost_curve: list[dict[str, float | None]] = field(default_factory=list)  # needed and cost per target
     doubling_gain: float | None = None  # metric gain from twice the training rows, on the fitted curve
+    split: str = "valid"  # where the curve's scores (and so ``current``) were measured
 
     @property
     def available(self) -> bool:
@@ -80,9 +81,11 @@ class Forecast:
         if self.status == "unavailable":
             return f"forecast unavailable: {self.reason}"
         if self.status == "met":
+            # The curve is scored on validation; the verdict on test may still fall short of it.
             return (
-                f"target {self.target:g} already met "
-                f"({self.metric} {self.current:.4g} on {self.n_train} rows)"
+                f"target {self.target:g} already met on the {self.split} split by the learning curve "
+                f"({self.metric} {self.current:.4g} with {self.n_train:,} training rows); "
+                "the verdict is judged on test"
             )
         if self.status == "unreachable":
             band = _band(self.plateau_low, self.plateau_high)
@@ -194,7 +197,12 @@ def forecast(
     if curve.axis != "size":
         raise ValueError("a forecast needs a curve against training size, not a training history")
     metric = get_metric(curve.metric)
-    base: dict[str, Any] = {"metric": curve.metric, "target": target, "model": curve.model}
+    base: dict[str, Any] = {
+        "metric": curve.metric,
+        "target": target,
+        "model": curve.model,
+        "split": curve.split,
+    }
     base["cost_per_label"] = cost_per_label
     base["confidence"] = confidence
     sizes = np.array([p.size for p in curve.points], dtype=float)
