@@ -281,8 +281,8 @@ def test_small_and_degenerate_samples_say_so() -> None:
     small = score([0, 1, 1, 0, 1], [0, 1, 0, 0, 1], metrics=["accuracy"])["accuracy"]
     assert small.note is not None and "only 5 rows" in small.note
     perfect = score([0, 1] * 50, [0, 1] * 50, metrics=["accuracy"])["accuracy"]
-    assert perfect.low == perfect.high == 1.0
-    assert perfect.note is not None and "not meaningful" in perfect.note
+    assert perfect.high == 1.0 and perfect.low < 0.97  # Wilson's, not the bootstrap's collapsed [1, 1]
+    assert perfect.note is not None and "Wilson" in perfect.note
 
 
 def test_intervals_are_reproducible_from_the_seed() -> None:
@@ -464,3 +464,17 @@ def test_rows_that_would_decide_are_bounded_by_what_is_in_hand() -> None:
         == "about 94,400 more labelled rows would decide"
     )
     assert rows_to_decide({"more_rows_needed": None, "n": 944}) == ""
+
+
+def test_an_all_right_sample_gets_an_interval_that_does_not_collapse() -> None:
+    """Not accuracy 1.000 [1.000-1.000] on 114 rows: the Wilson interval of 114/114."""
+    from scipy.stats import binomtest
+
+    y = np.arange(114) % 3
+    est = score(y, y, metrics=["accuracy"], n_resamples=500)["accuracy"]
+    ci = binomtest(114, 114).proportion_ci(method="wilson")
+    assert est.value == 1.0 and est.method == "wilson"
+    assert est.low == pytest.approx(ci.low) and est.high == pytest.approx(ci.high)
+    assert est.low < 0.98
+    wrong = score(y, (y + 1) % 3, metrics=["accuracy"], n_resamples=500)["accuracy"]
+    assert wrong.value == 0.0 and wrong.low == 0.0 and wrong.high > 0.02

@@ -26,7 +26,7 @@ from flywheel.metrics._cells import CellFn, Cells
 from flywheel.metrics._confusion import label_metrics
 from flywheel.metrics._inputs import prepare
 from flywheel.metrics._registry import MetricRef
-from flywheel.metrics._statistics import Prepared, build_cells, confusion_spec
+from flywheel.metrics._statistics import Prepared, build_cells, confusion_spec, wilson_interval
 
 __all__ = [
     "Estimate",
@@ -221,4 +221,19 @@ def score(
         if ref.name not in out:
             rng = np.random.default_rng([seed, i + 1])
             out[ref.name] = _estimate_one(ref, prepared, confidence, n_resamples, rng, method, max_rows)
-    return Scores({r.name: out[r.name] for r in refs})
+    return Scores({r.name: _uncollapsed(out[r.name]) for r in refs})
+
+
+def _uncollapsed(est: Estimate) -> Estimate:
+    """Accuracy of 0 or 1 with its Wilson interval instead of the bootstrap's ``[1, 1]``.
+
+    Every resample of an all-right (or all-wrong) sample is all right, so the bootstrap interval
+    collapses onto the point, which claims certainty 114 rows cannot give. The Wilson score
+    interval is the binomial proportion's own and does not collapse at 0 or 1.
+    """
+    collapsed = est.low is not None and est.low == est.high and est.value in (0.0, 1.0)
+    if est.name != "accuracy" or not collapsed or est.n == 0:
+        return est
+    low, high = wilson_interval(est.value * est.n, est.n, est.confidence)
+    note = "every resample scores the same: Wilson score interval of the proportion"
+    return Estimate(est.name, est.value, low, high, est.n, est.confidence, "wilson", note)
