@@ -58,3 +58,15 @@ def test_the_demo_decides_the_same_three_times_on_a_busy_machine(tmp_path: Path,
     assert first["best"] == "rbf-svm"
     assert all(feasible is True for _, feasible, _ in first["standings"])  # every model well inside 25 ms
     assert others == [first, first]
+
+
+@pytest.mark.slow
+def test_the_forecast_is_the_same_twice_on_a_busy_machine(tmp_path: Path, busy_machine: None) -> None:
+    """The curve's model, its family and the rows needed do not move with the machine's load."""
+    from flywheel.pipeline import run
+
+    write_demo(tmp_path)
+    first, second = (run(tmp_path, save=False, report=False).forecast for _ in range(2))
+    assert first is not None and second is not None and first.available
+    assert (first.model, first.family, first.status) == (second.model, second.family, second.status)
+    assert first.needed == second.needed and first.needed_low == second.needed_low
