@@ -120,3 +120,32 @@ def test_a_candidate_with_an_undecided_constraint_is_not_passed_on_chance() -> N
     )
     assert result.status == "inconclusive" and result.exit_code == 3
     assert "constraint undecided: latency_p95_ms 24.6 [23.9, 26.1] undecided against max 25" in result.reasons
+
+
+def test_the_best_baseline_reference_is_the_best_that_meets_the_constraints() -> None:
+    """Not one-feature (0.26) because linear (0.947) broke a limit: undecided keeps linear, and says so."""
+    from types import SimpleNamespace
+
+    from flywheel.evaluation import Evaluation, Ranking, Standing, Violation
+    from flywheel.pipeline._gate import _reference
+
+    undecided = Violation("latency_p95_ms", {"max": 25.0}, 24.6, None, "undecided", (23.9, 26.1))
+    broken = Violation("latency_p95_ms", {"max": 25.0}, 40.0, 15.0)
+
+    def result(*standings: Standing) -> SimpleNamespace:
+        return SimpleNamespace(
+            ranking=Ranking(standings, "valid", None),
+            evaluation=lambda name: Evaluation(name, "baseline", "rung", ""),
+        )
+
+    linear = Standing("linear", "baseline", 0.947, 0.947, None, (undecided,))
+    rule = Standing("one-feature", "baseline", 0.26, 0.26, True)
+    notes: list[str] = []
+    assert _reference(result(linear, rule), notes).name == "linear"  # type: ignore[arg-type]
+    assert notes == ["the reference linear is undecided on " + undecided.describe()]
+    notes = []
+    slow = Standing("linear", "baseline", 0.947, 0.947, False, (broken,))
+    assert _reference(result(rule, slow), notes).name == "one-feature"  # type: ignore[arg-type]
+    assert notes == []
+    assert _reference(result(slow), notes).name == "linear"  # type: ignore[arg-type]
+    assert notes == ["no baseline meets every constraint: compared with linear, which " + broken.describe()]

@@ -38,11 +38,23 @@ __all__ = [
 ]
 
 
-def _reference(result: RunResult) -> Evaluation:
-    """The best baseline rung on the selection split."""
-    best = next((s for s in result.ranking.standings if s.role == "baseline"), None)
-    if best is None:
+def _reference(result: RunResult, notes: list[str]) -> Evaluation:
+    """The best baseline by quality among those that meet every constraint (or are undecided on
+    one, said in ``notes``); without any, the best baseline, with what it breaks."""
+    baselines = [s for s in result.ranking.standings if s.role == "baseline"]
+    if not baselines:
         raise FlywheelError("flywheel gate: no champion and no baseline to compare with")
+    best = next((s for s in baselines if s.eligible), None)
+    if best is None:
+        best = baselines[0]
+        notes.append(
+            f"no baseline meets every constraint: compared with {best.name}, which "
+            + "; ".join(v.describe() for v in best.violations)
+        )
+    elif best.undecided:
+        notes.append(
+            f"the reference {best.name} is undecided on " + "; ".join(v.describe() for v in best.undecided)
+        )
     return result.evaluation(best.name)
 
 
@@ -80,7 +92,7 @@ def gate(
     else:
         if against == "champion":
             notes.append("no champion yet: compared with the best baseline")
-        ref = _reference(result)
+        ref = _reference(result, notes)
         ref_name = ref.name
         theirs = ref.scores.get("test") if needs_scores else ref.predictions.get("test")
     if mine is None or theirs is None:
