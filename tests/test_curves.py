@@ -215,3 +215,24 @@ def test_history_file_is_read_and_bad_ones_get_one_line(tmp_path: Path) -> None:
         read_history(tmp_path / "missing.csv", ACCURACY, given="missing.csv", where="flywheel.yaml")
     with pytest.raises(ValueError, match="training size"):
         forecast(curve, 0.9)
+
+
+def test_a_curve_below_the_dummy_gets_no_forecast() -> None:
+    """Not "accuracy 0.95 needs 62,661 rows" on a curve that sits below the dummy."""
+    curve = _synthetic(TRUTHS["pow3"], 4)
+    best = max(p.valid for p in curve.points)
+    fc = forecast(curve, 0.95, n_boot=50, floor=best + 0.01)
+    assert fc.status == "unavailable" and fc.needed is None
+    assert fc.reason is not None and fc.reason.startswith("the curve never beats the dummy's accuracy")
+    assert forecast(curve, 0.95, n_boot=50, floor=0.1).status != "unavailable"
+
+
+def test_rows_needed_far_beyond_the_data_in_hand_are_said_as_such() -> None:
+    """A target the curve reaches only past 100x the labelled rows is no plan to buy labels."""
+    curve = _synthetic(TRUTHS["pow3"], 5)
+    fc = forecast(curve, 0.93, n_train=100, n_boot=50)
+    assert fc.status == "reachable" and fc.needed is not None and fc.needed > 100 * 100
+    assert fc.too_far
+    assert "needs more than 100× the 100 training rows in hand" in fc.describe()
+    near = forecast(curve, 0.92, n_boot=50)
+    assert near.status == "reachable" and not near.too_far and "needs about" in near.describe()

@@ -29,6 +29,7 @@ from flywheel.metrics import get_metric
 
 __all__ = ["Forecast", "MAX_ROWS", "forecast"]
 
+HAND_FACTOR = 100  # rows needed past this many times the rows in hand are not a plan
 MAX_ROWS = 1e9  # beyond this many training rows a target counts as out of reach
 _MIN_SIZES = 4
 
@@ -76,6 +77,11 @@ class Forecast:
         """Whether the forecast holds a number (reachable, unreachable or met)."""
         return self.status != "unavailable"
 
+    @property
+    def too_far(self) -> bool:
+        """Reachable only past :data:`HAND_FACTOR` times the training rows in hand: no plan to buy labels."""
+        return self.status == "reachable" and (self.needed or 0) > HAND_FACTOR * max(self.n_train, 1)
+
     def describe(self) -> str:
         """One line for the terminal."""
         if self.status == "unavailable":
@@ -94,6 +100,12 @@ class Forecast:
                 f"{self.plateau:.4g}{band}, short of the target {self.target:g}"
             )
         assert self.needed is not None
+        if self.too_far:
+            return (
+                f"{self.metric} {self.target:g} needs more than {HAND_FACTOR}× the {self.n_train:,} "
+                f"training rows in hand (the curve says about {self.needed:,.0f}): an extrapolation that "
+                "far is no plan"
+            )
         high = f"{self.needed_high:,.0f}" if self.needed_high is not None else f"more than {MAX_ROWS:,.0f}"
         low = f"{self.needed_low:,.0f}" if self.needed_low is not None else "?"
         cost = ""
@@ -110,6 +122,11 @@ class Forecast:
         out["params"] = list(self.params)
         out["text"] = self.describe()
         return out
+
+
+def _beats(curve: Curve, value: float, floor: float) -> bool:
+    """Whether ``value`` is better than ``floor`` in the curve's direction."""
+    return value > floor if curve.greater_is_better else value < floor
 
 
 def _band(low: float | None, high: float | None) -> str:
@@ -188,11 +205,13 @@ def forecast(
     n_boot: int = 200,
     seed: int = 0,
     families: Sequence[str] | None = None,
+    floor: float | None = None,
 ) -> Forecast:
     """Fit the curve families, choose one by extrapolation, and invert it at ``target``.
 
     ``n_train`` is the number of training rows labelled today (default: the curve's largest
-    size); the labels to buy are the rows needed beyond it.
+    size); the labels to buy are the rows needed beyond it. ``floor`` is the dummy's score: a
+    curve that never beats it is not extrapolated (no honest forecast).
     """
     if curve.axis != "size":
         raise ValueError("a forecast needs a curve against training size, not a training history")
@@ -221,6 +240,13 @@ def forecast(
             **base,
             reason=f"too little data to fit a curve: {len(np.unique(sizes))} training sizes, need at least "
             f"{_MIN_SIZES} (add labelled rows or lower the test/valid shares)",
+        )
+    if floor is not None and not any(_beats(curve, v, floor) for v in values):
+        return Forecast(
+            "unavailable",
+            **base,
+            reason=f"the curve never beats the dummy's {curve.metric} {floor:.4g}: no honest forecast "
+            "(work on the model before counting labels)",
         )
     errors = curve.error(values)
     family, table = select_family(sizes, errors, families)
@@ -292,6 +318,14 @@ def _invert(
     needed_b = np.array([_needed_many(b, np.array([target_e]))[0] for b in boots])
     base["reach_share"] = float(np.mean(np.isfinite(needed_b)))
     needed = _needed(fit, target_e, sizes.min())
+    if not math.isfinite(needed) and fit.asymptote < target_e:
+        # The fit levels off beyond the target yet never reaches it in range: not "short of it".
+        return Forecast(
+            "unavailable",
+            **base,
+            reason=f"the {fit.family} fit levels off at {curve.metric} {base['plateau']:.4g}, beyond the "
+            f"target {target:g}, but reaches it only past {MAX_ROWS:,.0f} rows: no honest forecast",
+        )
     if not math.isfinite(needed):
         return Forecast("unreachable", **base)
     # inf sorts last: an open upper end

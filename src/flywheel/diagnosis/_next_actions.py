@@ -165,6 +165,15 @@ def _finding_actions(findings: Sequence[Finding]) -> list[Action]:
 
 def _forecast_actions(forecast: Forecast | None) -> list[Action]:
     """Label the rows the target needs, change the model when it is out of reach, or double the data."""
+    if forecast is not None and forecast.too_far:
+        return [
+            Action(
+                "Work on the model or the features: labels alone would take more than 100× the rows in hand",
+                forecast.describe(),
+                "model",
+                None,
+            )
+        ]
     if forecast is not None and forecast.status == "reachable" and forecast.needed is not None:
         cost = f" for about {forecast.cost:,.0f}" if forecast.cost is not None else ""
         gain = forecast.doubling_gain

@@ -81,12 +81,14 @@ def _tolerance(margin: float, value: float | None) -> float:
 def _forecast(
     plan_: Plan,
     ref: MetricRef,
-    best: Evaluation | None,
+    own: Evaluation | None,
     model: Candidate | None,
     executor: Executor,
     target: float | None,
+    floor: float | None,
 ) -> tuple[Curve | None, Forecast]:
-    """Measure the learning curve of ``model`` and forecast the rows ``target`` needs."""
+    """Measure the learning curve of ``model`` (evaluated as ``own``) and forecast the rows ``target``
+    needs; ``floor`` is the dummy's score, which a curve must beat to be extrapolated."""
     spec = plan_.project.diagnosis
     split_name = "valid" if len(plan_.split.valid) else "test"
     unavailable = partial(Forecast, "unavailable", ref.name, target, cost_per_label=plan_.project.costs.label)
@@ -95,7 +97,8 @@ def _forecast(
             reason="no model flywheel can refit (rules and prediction files have no curve)"
         )
     valid_se = 0.0
-    span = best.interval(ref.name, split_name) if best is not None else None
+    # The noise of the validation score of the model whose curve is measured, not the best's.
+    span = own.interval(ref.name, split_name) if own is not None else None
     if span is not None:
         valid_se = (span[1] - span[0]) / (2 * 1.959963984540054)
     try:
@@ -112,7 +115,9 @@ def _forecast(
         )
     except FlywheelError as exc:
         return None, unavailable(model=model.name, reason=str(exc))
-    result = forecast(curve, target, n_train=len(plan_.split.train), cost_per_label=plan_.project.costs.label)
+    result = forecast(
+        curve, target, n_train=len(plan_.split.train), cost_per_label=plan_.project.costs.label, floor=floor
+    )
     return curve, result
 
 
@@ -127,9 +132,13 @@ def forecast_labels(
     evaluations, ranking = ranked.evaluations, ranked.ranking
     if progress:
         progress("learning curve", len(evaluations), len(evaluations))
-    best_ev = next((e for e in evaluations if e.name == ranking.best), None)
     model = _curve_model(plan_, ranking, evaluations)
-    return _forecast(plan_, plan_.objective.primary, best_ev, model, executor, goal)
+    own = next((e for e in evaluations if model is not None and e.name == model.name), None)
+    ref = plan_.objective.primary
+    split_name = ranking.selection_split
+    dummy = next((e for e in evaluations if e.ok and e.stage == "constant"), None)
+    floor = dummy.value(ref.name, split_name) if dummy is not None else None
+    return _forecast(plan_, ref, own, model, executor, goal, floor)
 
 
 def _best_simple(evaluations: list[Evaluation], ref: MetricRef, split_name: str) -> Level | None:
