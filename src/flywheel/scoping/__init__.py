@@ -15,6 +15,7 @@ from flywheel.scoping._lifecycle import (
     PhaseState,
     gather,
     infer_phase,
+    stored_phase,
     validate_move,
 )
 from flywheel.scoping._personal_data import PersonalData, find_personal_data
@@ -44,6 +45,7 @@ __all__ = [
     "model_card",
     "portfolio",
     "quadrant",
+    "stored_phase",
     "validate_move",
     "write_demo",
     "write_init",

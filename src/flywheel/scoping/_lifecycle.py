@@ -25,6 +25,7 @@ __all__ = [
     "PhaseState",
     "gather",
     "infer_phase",
+    "stored_phase",
     "validate_move",
 ]
 
@@ -158,7 +159,7 @@ class Gathered:
 def gather(project: Project) -> Gathered:
     """Read the project's data and store (nothing is created: a project with no store has no run)."""
     from flywheel.data import load_dataset
-    from flywheel.registry import DB_NAME, flywheel_summary, loop_counts, open_store
+    from flywheel.registry import DB_NAME, flywheel_summary, open_store
 
     try:
         sample: pd.DataFrame | None = load_dataset(project.data, project.root).frame.head(2000)
@@ -177,8 +178,32 @@ def gather(project: Project) -> Gathered:
         events = store.phase_events(project.project)
     finally:
         store.close()
-    counts = loop_counts(flywheel_summary(project))
-    artifacts.update(models=bool(models), champion=champion is not None, **counts)
+    artifacts, state = stored_phase(
+        flywheel_summary(project),
+        data_loads=data_loads,
+        runs=runs,
+        champion=champion,
+        events=events,
+        models=bool(models),
+    )
+    return Gathered(run, artifacts, state, sample)
+
+
+def stored_phase(
+    loop: dict[str, Any] | None,
+    *,
+    data_loads: bool,
+    runs: list[dict[str, Any]],
+    champion: dict[str, Any] | None,
+    events: list[dict[str, Any]],
+    models: bool,
+) -> tuple[dict[str, Any], PhaseState]:
+    """Readiness artifacts and the lifecycle phase from what the store holds and ``loop``, the served
+    loop's summary (``flywheel.registry.flywheel_summary``): one reading for a run and for assess."""
+    from flywheel.registry import loop_counts
+
+    counts = loop_counts(loop)
+    artifacts = {"data_checked": data_loads, "models": models, "champion": champion is not None, **counts}
     state = infer_phase(
         data_loads=data_loads,
         runs=runs,
@@ -186,4 +211,4 @@ def gather(project: Project) -> Gathered:
         predictions_logged=counts["predictions_logged"],
         events=events,
     )
-    return Gathered(run, artifacts, state, sample)
+    return artifacts, state
