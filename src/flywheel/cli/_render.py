@@ -266,9 +266,7 @@ def print_diagnosis(result: Any, *, full: bool = False) -> None:
 
 
 def cost_table(forecast: Any) -> Table:
-    table = Table(
-        title=f"what each target costs · {forecast.metric} · {forecast.family} curve", title_justify="left"
-    )
+    table = Table(title=f"what each target costs · {forecast.metric} · blended curve", title_justify="left")
     for col in ("target", "training rows", f"{forecast.confidence:.0%} interval", "labels to buy", "cost"):
         table.add_column(col, justify="right")
     for row in forecast.cost_curve:

@@ -177,8 +177,8 @@ def forecast(
                     soft_wrap=True,
                     markup=False,
                 )
-            if fc.family:
-                out.print(f"curve family: {fc.family} ({fc.formula}), chosen by extrapolation", markup=False)
+            if fc.weights:
+                out.print(f"curve families: {fc.blend_text()}", soft_wrap=True, markup=False)
             out.print(fc.describe(), soft_wrap=True, markup=False)
             if fc.cost_curve:
                 out.print(cost_table(fc))

@@ -13,7 +13,7 @@ from flywheel.diagnosis._curves import (
     read_history,
 )
 from flywheel.diagnosis._families import FAMILIES, CurveFamily, CurveFit, fit_curve, select_family
-from flywheel.diagnosis._forecast import MAX_ROWS, Forecast, forecast
+from flywheel.diagnosis._forecast import MAX_ROWS, Forecast, extrapolate, forecast
 from flywheel.diagnosis._next_actions import Action, Diagnosis, next_actions
 from flywheel.diagnosis._slices import benjamini_hochberg
 from flywheel.diagnosis._weak_spots import WeakClass, WeakSegment, weak_classes, weak_segments
@@ -36,6 +36,7 @@ __all__ = [
     "WeakSegment",
     "benjamini_hochberg",
     "bias_variance",
+    "extrapolate",
     "fit_curve",
     "forecast",
     "geometric_sizes",

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import least_squares
 
-__all__ = ["CurveFamily", "CurveFit", "FAMILIES", "fit_curve", "select_family"]
+__all__ = ["CurveFamily", "CurveFit", "FAMILIES", "degenerate", "fit_curve", "holdout", "select_family"]
 
 # --- curve families -----------------------------------------------------------------------------
 #
@@ -267,13 +267,47 @@ def fit_curve(
     return CurveFit(family, tuple(float(t) for t in theta), float(a[0]), float(c[0]), ref, float(rss[0]))
 
 
+def degenerate(fit: CurveFit) -> str | None:
+    """Why a fit is no honest description of its curve, or ``None`` when it is one.
+
+    A shape parameter at the end of its range means the optimiser wanted to go further: the family
+    cannot bend the way the points do. An asymptote pinned at zero error (the perfect score with
+    enough data) in a family that has one is the same family without it, fitted with a constraint
+    doing the work; ``pow2`` is that hypothesis stated honestly. A flat fit (``a = 0``) has no
+    shape to be degenerate in.
+    """
+    fam = FAMILIES[fit.family]
+    if fit.a <= 0:
+        return None
+    for i, (value, grid) in enumerate(zip(fit.theta, fam.grids, strict=True)):
+        low, high = float(grid.min()), float(grid.max())
+        if low == 0.0 and value == 0.0:  # pow4 with d = 0 is pow3: allowed
+            continue
+        if abs(value - low) <= 1e-6 * max(abs(low), 1e-12) or abs(value - high) <= 1e-6 * abs(high):
+            return f"shape parameter {i + 1} at the end of its range ({value:.3g})"
+    has_c = fam.basis(np.ones(2), np.array([g[0] for g in fam.grids]))[1] is not None
+    if has_c and fit.c <= 1e-4 * fit.a:  # zero up to the optimiser's tolerance
+        return "asymptote pinned at the perfect score"
+    return None
+
+
+def holdout(sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sizes a family is fitted on and the larger ones its extrapolation is judged on.
+
+    The largest third of the distinct sizes (at least one) is held out.
+    """
+    uniq = np.unique(sizes)
+    held = max(1, len(uniq) // 3)
+    return uniq[:-held], uniq[-held:]
+
+
 def _extrapolation_errors(
     sizes: np.ndarray, errors: np.ndarray, families: Sequence[str]
 ) -> dict[str, float | None]:
     """Each family fitted on the smaller sizes, judged by its squared error on the larger ones."""
+    anchor, held_sizes = holdout(sizes)
+    held = len(held_sizes)
     uniq = np.unique(sizes)
-    held = max(1, len(uniq) // 3)
-    anchor = uniq[:-held]
     fit_mask = np.isin(sizes, anchor)
     out: dict[str, float | None] = {}
     for name in families:

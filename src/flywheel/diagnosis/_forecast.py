@@ -1,16 +1,11 @@
 """The forecast: how many training rows the objective's target needs, and what the labels cost.
 
-The curve family chosen by extrapolation (:mod:`flywheel.diagnosis._families`),
-refitted on every size of the measured learning curve, answers: how many training
-rows reach the objective's target, or at what level the curve levels off when the
-target is out of reach.
-
-The interval is a bootstrap of the fit: a wild bootstrap of the residuals
-(training-sample noise, which shrinks with size) plus one shared shift per
-replicate for the validation set's own sampling error (every point on the curve
-is scored on the same validation rows, so that error moves the whole curve).
-Model-selection uncertainty is not in the interval; the table of each family's
-extrapolation error is kept so a reader can see how close the choice was.
+The curve families, blended by how well each extrapolates (:mod:`flywheel.diagnosis._blend`)
+and refitted on every size of the measured learning curve, answer: how many training rows
+reach the objective's target, or at what level the curve levels off when the target is out of
+reach. The interval counts the fit, the choice of family, the seeds, the extrapolation's own
+error on this curve and the validation rows' noise; :func:`extrapolate` gives the same band at
+any size, which is how its calibration is checked.
 """
 
 from __future__ import annotations
@@ -21,13 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from scipy.stats import norm
 
+from flywheel.diagnosis._blend import Blend, blend
 from flywheel.diagnosis._curves import Curve
-from flywheel.diagnosis._families import FAMILIES, CurveFit, _weights, fit_curve, select_family
+from flywheel.diagnosis._families import FAMILIES
 from flywheel.errors import FlywheelError
 from flywheel.metrics import get_metric
 
-__all__ = ["Forecast", "MAX_ROWS", "forecast"]
+__all__ = ["Forecast", "MAX_ROWS", "extrapolate", "forecast"]
 
 HAND_FACTOR = 100  # rows needed past this many times the rows in hand are not a plan
 MAX_ROWS = 1e9  # beyond this many training rows a target counts as out of reach
@@ -64,9 +61,11 @@ class Forecast:
     cost: float | None = None
     cost_low: float | None = None
     cost_high: float | None = None
-    reach_share: float | None = None  # share of bootstrap replicates in which the target is reachable
+    reach_share: float | None = None  # chance the plateau lies beyond the target (normal approximation)
     confidence: float = 0.9
-    families: dict[str, float | None] = field(default_factory=dict)
+    families: dict[str, float | None] = field(default_factory=dict)  # each family's extrapolation error
+    weights: dict[str, float] = field(default_factory=dict)  # the blend's weight of each family
+    excluded: dict[str, str] = field(default_factory=dict)  # degenerate fits left out, and why
     fitted: list[dict[str, float]] = field(default_factory=list)  # the fitted curve, for drawing
     cost_curve: list[dict[str, float | None]] = field(default_factory=list)  # needed and cost per target
     doubling_gain: float | None = None  # metric gain from twice the training rows, on the fitted curve
@@ -81,6 +80,14 @@ class Forecast:
     def too_far(self) -> bool:
         """Reachable only past :data:`HAND_FACTOR` times the training rows in hand: no plan to buy labels."""
         return self.status == "reachable" and (self.needed or 0) > HAND_FACTOR * max(self.n_train, 1)
+
+    def blend_text(self) -> str:
+        """The families blended, heaviest first, and those left out: one line."""
+        parts = " · ".join(f"{k} {w:.2f}" for k, w in sorted(self.weights.items(), key=lambda kv: -kv[1]))
+        out = f"{parts} (weighted by how well each extrapolated this curve)"
+        if self.excluded:
+            out += "; left out: " + ", ".join(f"{k} ({why})" for k, why in self.excluded.items())
+        return out
 
     def describe(self) -> str:
         """One line for the terminal."""
@@ -135,30 +142,12 @@ def _band(low: float | None, high: float | None) -> str:
     return f" ({low:.4g}–{high:.4g})"
 
 
-def _needed(fit: CurveFit, target_error: float, n_min: float) -> float:
-    """Smallest training size whose fitted error reaches ``target_error`` (inf when none below MAX_ROWS)."""
-    if float(fit.error_at(MAX_ROWS)) > target_error:
-        return math.inf
-    lo, hi = math.log(max(n_min, 2.0)), math.log(MAX_ROWS)
-    if float(fit.error_at(math.exp(lo))) <= target_error:
-        return math.exp(lo)
-    for _ in range(60):  # bisection in log n: every family is monotone in n
-        mid = (lo + hi) / 2
-        if float(fit.error_at(math.exp(mid))) <= target_error:
-            hi = mid
-        else:
-            lo = mid
-    return math.exp(hi)
-
-
 _GRID = np.geomspace(2.0, MAX_ROWS, 3000)  # 0.7 % apart: fine enough for the ends of an interval
 
 
-def _needed_many(fit: CurveFit, target_errors: np.ndarray) -> np.ndarray:
-    """``_needed`` for many targets at once, read off a fine grid of sizes (inf where out of reach)."""
-    with np.errstate(all="ignore"):
-        errs = np.minimum.accumulate(np.nan_to_num(fit.error_at(_GRID), nan=np.inf))
-    # errs falls with n: the first grid size at or below each target.
+def _first_reach(errors_on_grid: np.ndarray, target_errors: np.ndarray) -> np.ndarray:
+    """The first grid size whose error is at or below each target (inf where none is)."""
+    errs = np.minimum.accumulate(np.nan_to_num(errors_on_grid, nan=np.inf))
     idx = np.searchsorted(-errs, -np.asarray(target_errors, dtype=float), side="left")
     out = np.full(len(idx), math.inf)
     ok = idx < len(_GRID)
@@ -166,33 +155,20 @@ def _needed_many(fit: CurveFit, target_errors: np.ndarray) -> np.ndarray:
     return out
 
 
-def _bootstrap(
-    sizes: np.ndarray,
-    errors: np.ndarray,
-    fit: CurveFit,
-    valid_se: float,
-    n_boot: int,
-    seed: int,
-) -> list[CurveFit]:
-    """Refits on residual-bootstrap replicates of the points, each shifted by one validation-noise draw.
-
-    Residuals are standardised by the fit's weights, resampled, and scaled back, so a noisy small
-    size lends its spread to no other size; they are inflated for the parameters fitted.
-    """
-    rng = np.random.default_rng(seed)
-    fitted = fit.error_at(sizes)
-    w = _weights(sizes, errors)
-    standard = (errors - fitted) * w
-    standard = standard - standard.mean()
-    inflate = math.sqrt(len(errors) / max(len(errors) - len(fit.params), 1))
-    out = []
-    for _ in range(n_boot):
-        shift = rng.normal(0.0, valid_se) if valid_se > 0 else 0.0
-        sample = fitted + rng.choice(standard, len(errors)) * inflate / w + shift
-        refit = fit_curve(sizes, sample, fit.family, n_ref=fit.n_ref, weights=w, start=fit.theta)
-        if refit is not None:
-            out.append(refit)
-    return out
+def _needed(fit: Blend, target_error: float, n_min: float) -> float:
+    """Smallest training size whose blended error reaches ``target_error`` (inf when none below MAX_ROWS)."""
+    if float(fit.error_at(MAX_ROWS)[0]) > target_error:
+        return math.inf
+    lo, hi = math.log(max(n_min, 2.0)), math.log(MAX_ROWS)
+    if float(fit.error_at(math.exp(lo))[0]) <= target_error:
+        return math.exp(lo)
+    for _ in range(60):  # bisection in log n: the blend of monotone curves is monotone in n
+        mid = (lo + hi) / 2
+        if float(fit.error_at(math.exp(mid))[0]) <= target_error:
+            hi = mid
+        else:
+            lo = mid
+    return math.exp(hi)
 
 
 def forecast(
@@ -249,52 +225,59 @@ def forecast(
             "(work on the model before counting labels)",
         )
     errors = curve.error(values)
-    family, table = select_family(sizes, errors, families)
-    base["families"] = table
-    if family is None:
+    fitted = blend(
+        errors=errors, sizes=sizes, families=families, valid_se=curve.valid_se, n_boot=n_boot, seed=seed
+    )
+    if isinstance(fitted, str):
+        return Forecast("unavailable", **base, reason=f"no honest forecast: {fitted}")
+    base["families"] = fitted.families
+    base["weights"] = fitted.weights
+    base["excluded"] = fitted.excluded
+    plateau = float(curve.value(fitted.asymptote))
+    if not metric.lower <= plateau <= metric.upper:
         return Forecast(
-            "unavailable", **base, reason="no curve family could be fitted to the measured points"
+            "unavailable",
+            **base,
+            reason=f"no honest forecast: the curve levels off at {curve.metric} {plateau:.4g}, outside "
+            f"the metric's range [{metric.lower:g}, {metric.upper:g}]",
         )
-    fit = fit_curve(sizes, errors, family, n_ref=float(sizes.max()), weights=_weights(sizes, errors))
-    if fit is None:
-        return Forecast("unavailable", **base, reason=f"the {family} fit did not converge")
-    boots = _bootstrap(sizes, errors, fit, curve.valid_se, n_boot, seed)
-    if len(boots) < n_boot // 2:
-        return Forecast(
-            "unavailable", **base, reason=f"the {family} fit did not converge on resampled points"
-        )
-    alpha = (1 - confidence) / 2
-    base.update(_fitted(curve, fit, boots, sizes, n_now, alpha, metric.greater_is_better))
-    base["cost_curve"] = _cost_curve(curve, fit, boots, n_now, cost_per_label, alpha)
+    base.update(_fitted(curve, fitted, n_now, confidence, metric.greater_is_better))
+    base["cost_curve"] = _cost_curve(curve, fitted, n_now, cost_per_label, confidence)
     if target is None:
         return Forecast("unavailable", **base, reason="the objective has no target; pass --target")
-    return _invert(curve, fit, boots, float(target), sizes, base, alpha)
+    return _invert(curve, fitted, float(target), sizes, base, confidence)
 
 
 def _fitted(
-    curve: Curve,
-    fit: CurveFit,
-    boots: list[CurveFit],
-    sizes: np.ndarray,
-    n_now: int,
-    alpha: float,
-    greater_is_better: bool,
+    curve: Curve, fit: Blend, n_now: int, confidence: float, greater_is_better: bool
 ) -> dict[str, Any]:
-    """What the chosen fit says whatever the target.
+    """What the blend says whatever the target.
 
-    Its plateau with an interval, the curve to draw, and the gain from twice today's training rows.
+    Its plateau with an interval, the curve to draw with its band, and the gain from twice
+    today's training rows.
     """
-    fam = fit.family
-    plateau_e = np.array([b.asymptote for b in boots])
+    top = fit.top
+    z = float(norm.ppf(0.5 + confidence / 2))
+    spread = z * fit.asymptote_sd()
+    plat = curve.value(np.array([max(fit.asymptote - spread, 0.0), fit.asymptote + spread]))
+    sizes = np.array([p.size for p in curve.points], dtype=float)
     grid = np.geomspace(max(sizes.min() / 2, 2.0), max(sizes.max() * 64, 10.0), 40)
-    plat = curve.value(np.quantile(plateau_e, [alpha, 1 - alpha], method="inverted_cdf"))
-    gain = float(curve.value(fit.error_at(2 * n_now)) - curve.value(fit.error_at(n_now)))
+    point, good, bad = fit.band(grid, confidence)
+    gain = float(curve.value(fit.error_at(2 * n_now))[0] - curve.value(fit.error_at(n_now))[0])
     return {
-        "family": fam,
-        "formula": FAMILIES[fam].formula,
-        "params": fit.params,
+        "family": top,
+        "formula": FAMILIES[top].formula,
+        "params": fit.fits[top].params,
         "plateau": float(curve.value(fit.asymptote)),
-        "fitted": [{"size": float(n), "value": float(curve.value(fit.error_at(n)))} for n in grid],
+        "fitted": [
+            {
+                "size": float(n),
+                "value": float(curve.value(p)),
+                "low": float(min(curve.value(g), curve.value(b))),
+                "high": float(max(curve.value(g), curve.value(b))),
+            }
+            for n, p, g, b in zip(grid, point, good, bad, strict=True)
+        ],
         "plateau_low": float(min(plat)),
         "plateau_high": float(max(plat)),
         "doubling_gain": gain if greater_is_better else -gain,
@@ -303,45 +286,50 @@ def _fitted(
 
 def _invert(
     curve: Curve,
-    fit: CurveFit,
-    boots: list[CurveFit],
+    fit: Blend,
     target: float,
     sizes: np.ndarray,
     base: dict[str, Any],
-    alpha: float,
+    confidence: float,
 ) -> Forecast:
-    """The forecast at ``target``: met already, out of reach, or the rows (and cost) it needs."""
+    """The forecast at ``target``: met already, out of reach, or the rows (and cost) it needs.
+
+    The rows' interval runs from where the optimistic end of the band first reaches the target to
+    where the pessimistic end does; the band counts the validation rows' own noise, because the
+    target is judged on other rows.
+    """
     n_now, cost_per_label = base["n_train"], base["cost_per_label"]
     target_e = float(curve.error(target))
     if float(curve.error(base["current"])) <= target_e:
         return Forecast("met", **base)
-    needed_b = np.array([_needed_many(b, np.array([target_e]))[0] for b in boots])
-    base["reach_share"] = float(np.mean(np.isfinite(needed_b)))
+    _, good, bad = fit.band(_GRID, confidence, population=True)
+    low, high = (float(_first_reach(e, np.array([target_e]))[0]) for e in (good, bad))
     needed = _needed(fit, target_e, sizes.min())
+    low = max(low, min(needed, n_now))  # reached below today's rows at best: "maybe with what you have"
+    base["reach_share"] = float(norm.cdf((target_e - fit.asymptote) / max(fit.asymptote_sd(), 1e-12)))
     if not math.isfinite(needed) and fit.asymptote < target_e:
         # The fit levels off beyond the target yet never reaches it in range: not "short of it".
         return Forecast(
             "unavailable",
             **base,
-            reason=f"the {fit.family} fit levels off at {curve.metric} {base['plateau']:.4g}, beyond the "
-            f"target {target:g}, but reaches it only past {MAX_ROWS:,.0f} rows: no honest forecast",
+            reason=f"no honest forecast: the blended fit levels off at {curve.metric} "
+            f"{base['plateau']:.4g}, beyond the target {target:g}, but reaches it only past "
+            f"{MAX_ROWS:,.0f} rows",
         )
     if not math.isfinite(needed):
         return Forecast("unreachable", **base)
-    # inf sorts last: an open upper end
-    low, high = np.quantile(needed_b, [alpha, 1 - alpha], method="inverted_cdf")
     buy = max(0.0, needed - n_now)
     cost = cost_low = cost_high = None
     if cost_per_label is not None:
         cost = buy * cost_per_label
-        cost_low = max(0.0, float(low) - n_now) * cost_per_label
-        cost_high = max(0.0, float(high) - n_now) * cost_per_label if math.isfinite(high) else None
+        cost_low = max(0.0, low - n_now) * cost_per_label if math.isfinite(low) else None
+        cost_high = max(0.0, high - n_now) * cost_per_label if math.isfinite(high) else None
     return Forecast(
         "reachable",
         **base,
         needed=needed,
-        needed_low=float(low) if math.isfinite(low) else None,
-        needed_high=float(high) if math.isfinite(high) else None,
+        needed_low=min(low, needed) if math.isfinite(low) else None,
+        needed_high=max(high, needed) if math.isfinite(high) else None,
         labels_to_buy=buy,
         cost=cost,
         cost_low=cost_low,
@@ -351,33 +339,66 @@ def _invert(
 
 def _cost_curve(
     curve: Curve,
-    fit: CurveFit,
-    boots: list[CurveFit],
+    fit: Blend,
     n_now: int,
     cost_per_label: float | None,
-    alpha: float,
+    confidence: float,
 ) -> list[dict[str, float | None]]:
     """Rows needed and their cost for targets between today's level and the plateau."""
-    now_e = float(fit.error_at(n_now))
+    now_e = float(fit.error_at(n_now)[0])
     floor_e = fit.asymptote
     if now_e <= floor_e:
         return []
     targets_e = now_e - np.linspace(0.05, 0.95, 19) * (now_e - floor_e)  # closing 5 % … 95 % of the gap
-    per = np.array([_needed_many(b, targets_e) for b in boots])  # replicates × targets
-    lows, highs = np.quantile(per, [alpha, 1 - alpha], axis=0, method="inverted_cdf")
+    _, good, bad = fit.band(_GRID, confidence, population=True)
+    lows, highs = _first_reach(good, targets_e), _first_reach(bad, targets_e)
     out: list[dict[str, float | None]] = []
     for j, target_e in enumerate(targets_e):
         n = _needed(fit, float(target_e), 2.0)
         if not math.isfinite(n):
             continue
         buy = max(0.0, n - n_now)
+        low = max(float(lows[j]), min(n, n_now))
         out.append(
             {
                 "target": float(curve.value(target_e)),
                 "needed": n,
-                "needed_low": float(lows[j]) if math.isfinite(lows[j]) else None,
-                "needed_high": float(highs[j]) if math.isfinite(highs[j]) else None,
+                "needed_low": min(low, n) if math.isfinite(low) else None,
+                "needed_high": max(float(highs[j]), n) if math.isfinite(highs[j]) else None,
                 "cost": buy * cost_per_label if cost_per_label is not None else None,
             }
         )
+    return out
+
+
+def extrapolate(
+    curve: Curve,
+    sizes: Sequence[float],
+    *,
+    confidence: float = 0.8,
+    n_boot: int = 200,
+    seed: int = 0,
+    families: Sequence[str] | None = None,
+) -> list[tuple[float, float, float]]:
+    """The curve's value at ``sizes`` (a mean over as many seeds, on the same validation rows):
+    (point, low, high) per size, the central ``confidence`` interval, in metric units.
+
+    Raises
+    ------
+    FlywheelError
+        When the curve has fewer than four sizes or no family fits it honestly.
+    """
+    pts = np.array([p.size for p in curve.points], dtype=float)
+    if len(np.unique(pts)) < _MIN_SIZES:
+        raise FlywheelError(f"too little data to fit a curve: {len(np.unique(pts))} training sizes")
+    values = np.array([p.valid for p in curve.points], dtype=float)
+    fit = blend(
+        pts, curve.error(values), families=families, valid_se=curve.valid_se, n_boot=n_boot, seed=seed
+    )
+    if isinstance(fit, str):
+        raise FlywheelError(f"no honest forecast: {fit}")
+    point, good, bad = fit.band(np.asarray(sizes, dtype=float), confidence)
+    out = []
+    for p, g, b in zip(curve.value(point), curve.value(good), curve.value(bad), strict=True):
+        out.append((float(p), float(min(g, b)), float(max(g, b))))
     return out

@@ -275,7 +275,7 @@ def _curve_chart(result: RunResult) -> dict[str, Any] | None:
         last = max(r["size"] for r in rows) * 4
         series.append(
             {
-                "name": f"fitted ({fc.family})",
+                "name": "fitted (" + " + ".join(sorted(fc.weights, key=lambda k: -fc.weights[k])) + ")",
                 "colour": "#7a8699",
                 "dash": "5 4",
                 "points": [
