@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import textwrap
 from pathlib import Path
@@ -11,6 +12,24 @@ import numpy as np
 import pandas as pd
 
 FLYWHEEL = Path(sys.executable).parent / "flywheel"
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def copy_examples(dest: Path) -> Path:
+    """Copy the example projects' own files into ``dest``, never what a user's runs left in them.
+
+    The examples' ``.flywheel/`` stores and ``MODEL_CARD.md`` files are ignored by git; a copy
+    with them would start the tests from someone's history.
+    """
+    for path in EXAMPLES.rglob("*"):
+        rel = path.relative_to(EXAMPLES)
+        if any(part.startswith(".") for part in rel.parts) or rel.name == "MODEL_CARD.md":
+            continue
+        if path.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest / rel)
+    return dest
+
 
 IRIS_PROJECT = """\
 project: iris-test

@@ -285,7 +285,7 @@ def test_degenerate_fits_are_named_and_left_out() -> None:
     assert degenerate(fit_curve(sizes, 0.05 + 3.0 * sizes**-0.5, "pow3")) is None
     step = np.where(sizes < 150, 0.5, 0.1)  # a cliff: pow3 wants an exponent beyond its range
     cliff = fit_curve(sizes, step, "pow3")
-    assert cliff is not None and (degenerate(cliff) or "").startswith("shape parameter 1 at the end")
+    assert cliff is not None and (degenerate(cliff) or "").startswith("shape parameter 1 at the upper end")
     points = tuple(
         CurvePoint(int(n), k, None, float(1 - e)) for n, e in zip(sizes, step, strict=True) for k in range(2)
     )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +27,7 @@ from flywheel.scoping import (
 )
 from flywheel.scoping._readiness import _READINESS_ITEMS
 from flywheel.scoping._scaffold import _DEMO
-from helpers import IRIS_PROJECT, write_project
+from helpers import IRIS_PROJECT, copy_examples, write_project
 
 CLI = Callable[..., subprocess.CompletedProcess[str]]
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -221,7 +220,7 @@ def test_the_demo_example_is_the_demo() -> None:
 def examples(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example projects, copied and run once (forecast off to keep the test short)."""
     folder = tmp_path_factory.mktemp("examples")
-    shutil.copytree(EXAMPLES, folder, dirs_exist_ok=True)
+    copy_examples(folder)
     for name in ("tumour-screening", "wine-grading", "progression-triage"):
         run(folder / name, forecast_curve=False)
     return folder

@@ -32,8 +32,9 @@ def ladder_table(
     """Every rung, candidate and declared baseline on one scale (test split).
 
     ``gain`` is the improvement over the dummy as a share of the headroom from
-    the dummy to the ceiling (the best known level: human level or a declared result
-    beyond it, else the metric's best value): 0 is no better than a constant, 1 is the ceiling.
+    the dummy to the ceiling (the best known level: human level, or a declared or measured
+    result beyond it, else the metric's best value): 0 is no better than a constant, 1 is the
+    ceiling, and no rung is past it.
     ``step`` holds what each rung costs over the rung before it in latency, size and fit time.
     """
     name = metric.name
@@ -41,6 +42,9 @@ def ladder_table(
     floor = dummy.value(name, "test") if dummy is not None else None
     human_value = (human or {}).get("value")
     ceiling = _ceiling(metric, declared, human_value)
+    measured = [v for e in evaluations if e.ok and (v := e.value(name, "test")) is not None]
+    if measured and math.isfinite(ceiling):  # a model past human level shows it is no ceiling
+        ceiling = max([ceiling, *measured]) if metric.greater_is_better else min([ceiling, *measured])
 
     def gain(value: float | None) -> float | None:
         if value is None or floor is None or ceiling == floor or not math.isfinite(ceiling):

@@ -283,8 +283,10 @@ def degenerate(fit: CurveFit) -> str | None:
         low, high = float(grid.min()), float(grid.max())
         if low == 0.0 and value == 0.0:  # pow4 with d = 0 is pow3: allowed
             continue
-        if abs(value - low) <= 1e-6 * max(abs(low), 1e-12) or abs(value - high) <= 1e-6 * abs(high):
-            return f"shape parameter {i + 1} at the end of its range ({value:.3g})"
+        if abs(value - low) <= 1e-6 * max(abs(low), 1e-12):
+            return f"shape parameter {i + 1} at the lower end of its range"
+        if abs(value - high) <= 1e-6 * abs(high):
+            return f"shape parameter {i + 1} at the upper end of its range"
     has_c = fam.basis(np.ones(2), np.array([g[0] for g in fam.grids]))[1] is not None
     if has_c and fit.c <= 1e-4 * fit.a:  # zero up to the optimiser's tolerance
         return "asymptote pinned at the perfect score"

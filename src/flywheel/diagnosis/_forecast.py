@@ -127,6 +127,8 @@ class Forecast:
         """A JSON-ready view."""
         out = dict(self.__dict__)
         out["params"] = list(self.params)
+        out["max_rows"] = MAX_ROWS  # the limits the text may name, stored with it
+        out["hand_factor"] = HAND_FACTOR
         out["text"] = self.describe()
         return out
 

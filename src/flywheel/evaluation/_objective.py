@@ -197,6 +197,10 @@ class Standing:
             "test_interval": list(self.test_interval) if self.test_interval else None,
             "feasible": self.feasible,
             "violations": [v.describe() for v in self.violations],
+            "constraint_checks": [
+                {"metric": v.metric, "status": v.status, "value": v.value, "by": v.by, "bound": v.bound}
+                for v in self.violations
+            ],
             "undecided": [v.metric for v in self.undecided],
             "versus_best": self.versus_best,
             "distinguishable": self.distinguishable,

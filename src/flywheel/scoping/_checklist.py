@@ -7,7 +7,7 @@ is still needed. Each says whether its evidence was declared or measured.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from flywheel.project import Project
@@ -26,6 +26,7 @@ class CheckItem:
     status: Literal["done", "open", "contradicted"]
     evidence: str
     source: Source
+    values: dict[str, float] = field(default_factory=dict)  # the derived numbers the evidence states
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -99,6 +100,7 @@ def _benchmark_item(project: Project, run: dict[str, Any] | None) -> CheckItem:
         f"{n_test:,} test rows give a ±{width / 2:.3g} interval on "
         f"{project.objective.optimize or 'the metric'}",
         "measured",
+        {"half_width": width / 2},
     )
 
 

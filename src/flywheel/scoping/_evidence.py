@@ -35,6 +35,7 @@ class Evidence:
     low: float | None = None
     high: float | None = None
     flag: bool = False  # something a person must look at (personal data, a target above human level)
+    values: dict[str, float] = field(default_factory=dict)  # every number the text states that is derived
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""

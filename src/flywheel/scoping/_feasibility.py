@@ -92,6 +92,7 @@ def _reachable_line(fc: dict[str, Any], n_train: Any) -> Evidence:
         rows_score(fc["needed"]),
         rows_score(high_needed) if high_needed else 0.0,
         rows_score(fc.get("needed_low")),
+        values={"share_in_hand": ratio},
     )
 
 
@@ -127,7 +128,8 @@ def _class_lines(run: dict[str, Any] | None, n_train: Any) -> list[Evidence]:
         if rare
         else f"every class has at least 10 training rows (smallest: {min(classes.values()) * share:.0f})"
     )
-    return [Evidence(text, "measured", _clip(1 - len(rare) / len(classes)), flag=bool(rare))]
+    values = {"rare_classes": float(len(rare)), "smallest_class_rows": min(classes.values()) * share}
+    return [Evidence(text, "measured", _clip(1 - len(rare) / len(classes)), flag=bool(rare), values=values)]
 
 
 def _stability_lines(project: Project) -> list[Evidence]:
@@ -185,6 +187,7 @@ def _accuracy_driver(project: Project, run: dict[str, Any] | None) -> Driver:
                     f"({baseline:.4g}) to a perfect score",
                     "measured",
                     _clip(1 - pos),
+                    values={"gap_closed": pos},
                 )
             )
         else:
@@ -231,6 +234,7 @@ def _error_cost_lines(project: Project, run: dict[str, Any] | None, metric: str)
                 f"({volume:,.0f} predictions × {wrong:g} each, declared)",
                 "measured",
                 _clip(1 - cost / value) if value else None,
+                values={"error_rate": error, "error_cost": cost},
             )
         )
     return lines
@@ -249,6 +253,7 @@ def _cost_curve_lines(run: dict[str, Any] | None, metric: str) -> list[Evidence]
                 f"{first['target']:.4g} "
                 f"to {last['target']:.4g}: each point of {metric} costs more than the last",
                 "measured",
+                values={"growth": last["needed"] / first["needed"]},
             )
         )
     return lines
@@ -275,6 +280,7 @@ def _difficulty_driver(project: Project, run: dict[str, Any] | None) -> Driver:
                     "of the target",
                     "measured",
                     _clip(1 - pos),
+                    values={"shortfall": abs(spec.target - baseline)},
                 )
             )
         fc = run.get("forecast") or {}
@@ -288,6 +294,7 @@ def _difficulty_driver(project: Project, run: dict[str, Any] | None) -> Driver:
                     "remaining gap): the learning curve's slope",
                     "measured",
                     _clip(share),
+                    values={"share_of_gap": share},
                 )
             )
     return _combine("problem difficulty", lines)

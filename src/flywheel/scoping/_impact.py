@@ -39,7 +39,11 @@ def _impact(project: Project, run: dict[str, Any] | None) -> tuple[Driver, float
         low_net = value - (1 - interval[0]) * volume * wrong
         high_net = value - (1 - interval[1]) * volume * wrong
         lines.append(
-            Evidence(f"errors at the best model cost {cost:,.0f} a year: net {net:,.0f}", "measured")
+            Evidence(
+                f"errors at the best model cost {cost:,.0f} a year: net {net:,.0f}",
+                "measured",
+                values={"error_cost": cost, "net": net},
+            )
         )
 
     def scale(v: float | None) -> float:
