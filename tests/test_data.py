@@ -249,3 +249,89 @@ def test_train_dev_is_held_out_from_train_and_keeps_groups_whole(tmp_path: Path)
     plain = DataSpec(source="d.csv", target="label")
     no_dev = split_dataset(ds, plain.split)
     assert "train_dev" not in no_dev.sizes() and len(no_dev.train_dev) == 0
+
+
+# --- values refused before fitting ---------------------------------------------------------------
+
+
+def _write(tmp_path: Path, case: str) -> None:
+    frame = tabular_frame(50)
+    if case == "infinite":
+        frame.loc[[1, 2, 3], "x1"] = np.inf
+        frame.loc[4, "x2"] = -np.inf
+    elif case == "infinite_target":
+        frame["label"] = np.linspace(0, 1, 50)
+        frame.loc[7, "label"] = np.inf
+    elif case == "mixed":
+        frame["x1"] = frame["x1"].astype(object)
+        frame.loc[[5, 9], "x1"] = "unknown"
+    elif case == "mixed_target":
+        frame["label"] = pd.Series(np.arange(50), dtype=object)
+        frame.loc[[0, 1, 2], "label"] = "later"
+    if case == "mixed_jsonl":
+        frame["x1"] = frame["x1"].astype(object)
+        frame.loc[3, "x1"] = "n.a."
+        frame.to_json(tmp_path / "data.jsonl", orient="records", lines=True)
+    else:
+        frame.to_csv(tmp_path / "data.csv", index=False)
+    if case == "duplicate":
+        (tmp_path / "data.csv").write_text(
+            (tmp_path / "data.csv").read_text().replace("x2", "x1", 1).replace("review", "colour", 1)
+        )
+
+
+@pytest.mark.parametrize(
+    ("case", "kw", "expected"),
+    [
+        (
+            "infinite",
+            {},
+            "flywheel.yaml: data.source 'data.csv' has infinite values in columns 'x1' (3 rows), "
+            "'x2' (1 row); allowed: finite numbers (leave a missing value empty)",
+        ),
+        ("infinite_target", {}, "has infinite values in column 'label' (1 row)"),
+        (
+            "mixed",
+            {},
+            "flywheel.yaml: data.source 'data.csv' mixes numbers and text in column 'x1' (48 numbers, "
+            "2 text, e.g. 'unknown'); allowed: numbers only or text only in a column",
+        ),
+        ("mixed_target", {}, "column 'label' (47 numbers, 3 text, e.g. 'later')"),
+        ("mixed_jsonl", {"source": "data.jsonl"}, "column 'x1' (49 numbers, 1 text, e.g. 'n.a.')"),
+        (
+            "duplicate",
+            {},
+            "flywheel.yaml: data.source 'data.csv' names a column more than once: 'x1' (2 times), "
+            "'colour' (2 times); allowed: each column named once",
+        ),
+        ("folder", {"source": "data.csv"}, "flywheel.yaml: data.source 'data.csv' is a directory; allowed:"),
+        ("folder", {"source": "tables"}, "flywheel.yaml: data.source 'tables' is a directory; allowed:"),
+    ],
+)
+def test_values_that_would_hurt_a_fit_are_refused(
+    tmp_path: Path, case: str, kw: dict[str, object], expected: str
+) -> None:
+    if case == "folder":
+        (tmp_path / str(kw["source"])).mkdir()
+    else:
+        _write(tmp_path, case)
+    with pytest.raises(DataError) as info:
+        load_dataset(spec(**kw), tmp_path)
+    assert "\n" not in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_a_text_column_with_a_few_numbers_is_not_mixed(tmp_path: Path) -> None:
+    frame = tabular_frame(50)
+    frame.loc[[1, 2], "review"] = "5"  # a review that is a number is still a review
+    frame["code"] = np.where(np.arange(50) % 2, "A1", "B2")
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    ds = load_dataset(spec(id="id"), tmp_path)
+    assert ds.columns.text == ("review",) and "code" in ds.columns.categorical
+
+
+def test_id_and_group_columns_may_mix_numbers_and_text(tmp_path: Path) -> None:
+    frame = tabular_frame(60)
+    frame["id"] = [str(i) if i % 3 else f"r{i}" for i in range(60)]
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    assert len(load_dataset(spec(id="id"), tmp_path).frame) == 60

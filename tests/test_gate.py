@@ -45,7 +45,9 @@ def test_gate_exit_codes_and_promotion(cli: Cli, tmp_path: Path) -> None:
     forced = cli("promote", "bad", "--force")
     assert forced.returncode == 0 and "forced past the gate" in forced.stdout
     listed = _json(cli("models", "--json"))
-    assert any(m["name"] == "bad" and "champion (forced)" in m["aliases"] for m in listed)
+    assert any(
+        m["name"] == "bad" and m["aliases"] == ["champion"] and m["forced"] == ["champion"] for m in listed
+    )
     # good beats the champion: pass, exit 0.
     win = cli("gate", "--candidate", "good", "--json")
     assert win.returncode == 0 and _json(win)["status"] == "pass"
@@ -79,7 +81,13 @@ def _one_error_line(proc: subprocess.CompletedProcess[str], expected: str) -> No
 
 def test_gate_bad_input(cli: Cli, tmp_path: Path) -> None:
     _project(tmp_path)
-    _one_error_line(cli("gate", "--candidate", "nope"), "--candidate must be one of good, bad; got 'nope'")
+    # An unknown name is refused before the project runs: no run is stored for it.
+    _one_error_line(
+        cli("gate", "--candidate", "nope"),
+        "--candidate must be one of the models in flywheel.yaml: good, bad",
+    )
+    _one_error_line(cli("promote", "nope"), "promote: the model must be one of the models in flywheel.yaml")
+    assert not (tmp_path / ".flywheel" / "flywheel.db").exists()
     _one_error_line(cli("gate", "--against", "yesterday"), "--against must be champion or best-baseline")
     assert cli("promote", "good", "--force").returncode == 0
     # The champion's artifact is gone: one line, exit 2.

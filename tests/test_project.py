@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import flywheel
 from flywheel.errors import ProjectError
 from flywheel.project import load_project, parse_project
 from flywheel.scoping import init_text
@@ -151,6 +152,70 @@ models:
             "flywheel.yaml: baselines.rules entries must look like module:function",
         ),
         (("project: p", "project: p\nsurprise: 1"), "flywheel.yaml: has an unknown field 'surprise'"),
+        (("optimize: accuracy", "optimize: acc"), "; got 'acc' (did you mean 'accuracy'?)"),
+        (("optimize: accuracy", "optimize: prec"), "(did you mean 'precision'?)"),
+        (("optimize: accuracy", "optimize: acuracy"), "(did you mean 'accuracy'?)"),
+        (
+            ("target: species", "target: species, split: {seed: -1}"),
+            "flywheel.yaml: data.split.seed must be >= 0; got -1",
+        ),
+        (
+            ("target: species", "target: species, split: {seed: 4294967296}"),
+            "flywheel.yaml: data.split.seed must be <= 4294967295",
+        ),
+        (
+            ("target: species", "target: species, split: {seed: true}"),
+            "flywheel.yaml: data.split.seed must be an integer; got True",
+        ),
+        (
+            ("project: p", "project: p\nbaselines: {human: {accuracy: 1.7, n: 500}}"),
+            "flywheel.yaml: baselines.human accuracy must lie in [0, 1]; got 1.7",
+        ),
+        (
+            ("project: p", "project: p\nbaselines: {human: {accuracy: 0.9, n: 0}}"),
+            "flywheel.yaml: baselines.human.n must be >= 1; got 0",
+        ),
+        (
+            ("project: p", "project: p\nbaselines: {human: {accuracy: 0.9, n: 2.5}}"),
+            "flywheel.yaml: baselines.human.n must be an integer; got 2.5",
+        ),
+        (
+            ("project: p", "project: p\nbaselines: {human: {accuracy: 0.9, n: true}}"),
+            "flywheel.yaml: baselines.human.n must be an integer; got True",
+        ),
+        (
+            ("project: p", "project: p\nbaselines: {human: {log_loss: -0.1}}"),
+            "flywheel.yaml: baselines.human log_loss must be >= 0; got -0.1",
+        ),
+        (
+            ("project: p", "project: p\nbaselines: {human: {accuracy: .nan}}"),
+            "flywheel.yaml: baselines.human accuracy must be a finite number; got nan",
+        ),
+        (
+            ("project: p", "project: p\nbaselines: {external: [{name: paper, mcc: -2}]}"),
+            "flywheel.yaml: baselines.external[0] mcc must lie in [-1, 1]; got -2",
+        ),
+        (
+            ("optimize: accuracy}", "optimize: accuracy, target: 1.5}"),
+            "flywheel.yaml: objective.target must lie in [0, 1] for accuracy; got 1.5",
+        ),
+        (
+            ("optimize: accuracy}", "optimize: r2, target: 2}"),
+            "flywheel.yaml: objective.target must be <= 1 for r2; got 2",
+        ),
+        (
+            ("optimize: accuracy}", "optimize: accuracy, target: .nan}"),
+            "flywheel.yaml: objective.target must be a finite number; got nan",
+        ),
+        (
+            ("optimize: accuracy}", "optimize: accuracy, constraints: {size_mb: {max: .inf}}}"),
+            "flywheel.yaml: objective.constraints.size_mb.max must be a finite number; got inf",
+        ),
+        (
+            ("project: p", "project: p\ncosts: {label: true}"),
+            "flywheel.yaml: costs.label must be a number; got True",
+        ),
+        (("project: p", "project: p\ntrust: [os]"), "flywheel.yaml: trust[0] must name an installed package"),
     ],
 )
 def test_each_mistake_is_one_clear_line(change: tuple[str, str], expected: str) -> None:
@@ -170,6 +235,8 @@ def test_each_mistake_is_one_clear_line(change: tuple[str, str], expected: str) 
         ("project: [unclosed", "not valid YAML"),
         ("", "flywheel.yaml: the file is empty"),
         ("- a\n- b", "flywheel.yaml: must be a mapping with project, data, objective; got list"),
+        ("project: !!int ''", "flywheel.yaml: not valid YAML: a value cannot be read"),
+        ("project: !!float x", "flywheel.yaml: not valid YAML: a value cannot be read"),
     ],
 )
 def test_malformed_yaml(text: str, expected: str) -> None:
@@ -200,3 +267,12 @@ def test_objective_fingerprint_tracks_the_formula() -> None:
 def test_init_template_validates() -> None:
     parse_project(init_text())
     parse_project(init_text("x", source="d.csv", target="y", task="regression", optimize="rmse"))
+
+
+def test_declared_numbers_are_refused_before_anything_runs(tmp_path: Path) -> None:
+    """Accuracy 1.7 with ``n`` once crashed with `math domain error` after the fitting; now the
+    project does not load, so nothing is fitted or stored."""
+    (tmp_path / "flywheel.yaml").write_text(BASE + "baselines: {human: {accuracy: 1.7, n: 500}}\n")
+    with pytest.raises(ProjectError, match=r"baselines.human accuracy must lie in \[0, 1\]; got 1.7"):
+        flywheel.run(tmp_path)
+    assert not (tmp_path / ".flywheel").exists()

@@ -9,23 +9,66 @@ evidence: with the data fingerprint, split and objective that produced it.
 True
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from flywheel._version import __version__
-from flywheel.data import Dataset, Split, load_dataset, split_dataset
-from flywheel.diagnosis import (
-    Curve,
-    Diagnosis,
-    Forecast,
-    bias_variance,
-    forecast,
-    measure_curve,
-    weak_segments,
-)
-from flywheel.errors import DataError, FlywheelError, ModelError, ProjectError, StoreError
-from flywheel.evaluation import Candidate, Evaluation, Objective, Ranking, Verdict, evaluate
-from flywheel.pipeline import run
-from flywheel.project import Project, load_project, parse_project
-from flywheel.registry import Store, open_store
-from flywheel.results import RunResult
+
+if TYPE_CHECKING:
+    from flywheel.data import Dataset, Split, load_dataset, split_dataset
+    from flywheel.diagnosis import (
+        Curve,
+        Diagnosis,
+        Forecast,
+        bias_variance,
+        forecast,
+        measure_curve,
+        weak_segments,
+    )
+    from flywheel.errors import DataError, FlywheelError, ModelError, ProjectError, StoreError
+    from flywheel.evaluation import Candidate, Evaluation, Objective, Ranking, Verdict, evaluate
+    from flywheel.pipeline import run
+    from flywheel.project import Project, load_project, parse_project
+    from flywheel.registry import Store, open_store
+    from flywheel.results import RunResult
+
+# Imported on first use (PEP 562): `flywheel --version` and the store-only commands must not pay
+# for scikit-learn, SciPy and pandas, which the run's modules import.
+_LAZY = {
+    "flywheel.data": ("Dataset", "Split", "load_dataset", "split_dataset"),
+    "flywheel.diagnosis": (
+        "Curve",
+        "Diagnosis",
+        "Forecast",
+        "bias_variance",
+        "forecast",
+        "measure_curve",
+        "weak_segments",
+    ),
+    "flywheel.errors": ("DataError", "FlywheelError", "ModelError", "ProjectError", "StoreError"),
+    "flywheel.evaluation": ("Candidate", "Evaluation", "Objective", "Ranking", "Verdict", "evaluate"),
+    "flywheel.pipeline": ("run",),
+    "flywheel.project": ("Project", "load_project", "parse_project"),
+    "flywheel.registry": ("Store", "open_store"),
+    "flywheel.results": ("RunResult",),
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flywheel' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])
+
 
 __all__ = [
     "Candidate",

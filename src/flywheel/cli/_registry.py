@@ -130,7 +130,7 @@ def models(
             table.add_row(
                 r["name"],
                 f"v{r['version']}",
-                ", ".join(r["aliases"]),
+                ", ".join(a + (" (forced)" if a in r.get("forced", []) else "") for a in r["aliases"]),
                 r["data_fingerprint"],
                 r["objective_version"],
                 r["run_id"],

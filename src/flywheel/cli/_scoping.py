@@ -51,13 +51,46 @@ def demo(
         "flywheel-demo"
     ),
 ) -> None:
-    """Write a demo project (handwritten digits on parcels) and run it."""
-    from flywheel.scoping import write_demo
+    """Write a demo project (handwritten digits on parcels), run it, and promote its best model
+    through the gate; then print the next commands: serve it, ask it, mine what it logged."""
+    from flywheel.pipeline import promote_after_run
+    from flywheel.project import load_project
+    from flywheel.scoping import write_demo, write_example_request
 
     with user_errors():
         path = write_demo(folder)
         out.print(f"demo project written to {path}", soft_wrap=True)
-        print_result(run_with_progress(path, quiet=False))
+        result = run_with_progress(path, quiet=False)
+        print_result(result)
+        project = load_project(path)
+        verdict, model = promote_after_run(project, result)
+        if verdict is not None and verdict.status == "pass" and model is not None:
+            out.print(
+                f"champion: {model['name']} v{model['version']} — the gate passed it against "
+                f"{verdict.against} in run {verdict.run_id} (recorded as such)",
+                soft_wrap=True,
+                markup=False,
+            )
+        elif verdict is not None:
+            out.print(f"no champion yet: the gate says {verdict.status} — {'; '.join(verdict.reasons)}")
+        request = write_example_request(project)
+        shown = display(folder)
+        out.print("next, in a second terminal each:", markup=False)
+        for line in (
+            f"flywheel serve {shown}",
+            "curl -s -X POST http://127.0.0.1:8000/predict -H 'content-type: application/json' "
+            f"-d @{display(request)}",
+            f"flywheel mine {shown}",
+        ):
+            out.print(f"  {line}", soft_wrap=True, markup=False)
+
+
+def display(path: Path) -> str:
+    """A path as a user would type it from here: relative when it lies below the working folder."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 _SOURCE_TAG = {"declared": "[magenta]declared[/]", "measured": "[green]measured[/]", "none": "[dim]none[/]"}
@@ -132,7 +165,7 @@ def phase_show(path: PathArg = Path("."), as_json: JsonOpt = False) -> None:
     from flywheel.scoping import gather
 
     with user_errors():
-        state = gather(load_project(path)).phase
+        state = gather(load_project(path), read_data=False).phase
         if as_json:
             sys.stdout.write(json.dumps(state.to_dict(), indent=2, default=str) + "\n")
             return

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from flywheel.data._checks import check_values
 from flywheel.data._sources import _load_source
 from flywheel.errors import DataError
 from flywheel.project import PROJECT_FILE, DataSpec
@@ -195,9 +196,10 @@ def _check_task(declared: Task | None, inferred: Task, y: pd.Series, target: str
 
 
 def load_dataset(spec: DataSpec, root: Path, *, where: str = PROJECT_FILE) -> Dataset:
-    """Read the source, check the named columns, infer the task and column kinds.
+    """Read the source, check the named columns and their values, infer the task and column kinds.
 
-    Rows whose target is missing are unlabelled: they are counted, not used.
+    Rows whose target is missing are unlabelled: they are counted, not used. Infinite numbers and
+    columns that mix numbers with text are refused, naming the columns and how many rows.
     """
     frame = _load_source(spec.source, root, where)
     columns = list(frame.columns)
@@ -232,6 +234,8 @@ def load_dataset(spec: DataSpec, root: Path, *, where: str = PROJECT_FILE) -> Da
                 f"{where}: data.id {spec.id!r} must be unique and present on every row; "
                 f"got {'a duplicate ' + repr(dup[0]) if dup else 'missing values'}"
             )
+    values = [c for c in frame.columns if c == spec.target or c not in roles]
+    check_values(frame, values, source=spec.source, where=where)
     y = frame[spec.target]
     task = _check_task(spec.task, infer_task(y), y, spec.target, where)
     kinds = infer_column_kinds(frame, roles)

@@ -1,7 +1,8 @@
 """Data sources: scikit-learn's built-in sets (no download) and CSV, Parquet or JSONL files.
 
 Reading is where a path meets the file system, so every error here names the project file, the
-field that gave the path, and the path as the person wrote it.
+field that gave the path, and the path as the person wrote it. A header that names a column twice
+is refused here (:mod:`flywheel.data._checks`), before pandas renames the second one.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from flywheel.data._checks import check_header
 from flywheel.errors import DataError
 from flywheel.project import PROJECT_FILE
 
@@ -57,10 +59,14 @@ def read_table(
 ) -> pd.DataFrame:
     """Read a CSV, Parquet or JSONL file; errors name ``field`` and the path as ``given``."""
     suffix = path.suffix.lower()
+    shown = given if given is not None else str(path)
+    if path.is_dir():
+        raise DataError(
+            f"{where}: {field} {shown!r} is a directory; allowed: a .csv, .parquet or .jsonl file"
+        )
     if suffix not in _READERS:
         raise DataError(f"{where}: {field} must be a .csv, .parquet or .jsonl file; got {path.name!r}")
     if not path.is_file():
-        shown = given if given is not None else str(path)
         looked = f" (looked for {path})" if shown != str(path) else ""
         raise DataError(f"{where}: {field} {shown!r} does not exist{looked}")
     kind, reader = _READERS[suffix]
@@ -73,6 +79,7 @@ def read_table(
         raise DataError(f"{where}: {field} {path.name!r} cannot be read as {kind}: {reason}") from None
     if frame.empty:
         raise DataError(f"{where}: {field} {path.name!r} has no rows")
+    check_header(frame, path, field=field, where=where)
     frame.columns = [str(c) for c in frame.columns]
     return frame
 

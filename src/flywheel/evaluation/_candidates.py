@@ -6,7 +6,9 @@ module resolves each into a :class:`Candidate` *before* anything is fitted or
 stored, so a typo in a path fails in a second with one line, not after an hour
 of training. Modules next to the project file are importable (the project folder
 is put on ``sys.path`` while importing), which is how user rules and factories
-are found.
+are found. Only what the project's trust model allows is called: an estimator
+*class* with ``fit`` and ``predict``, and factories and rules from the project
+folder or a package under ``trust:`` (see :mod:`flywheel.project`).
 
 Fitted candidates get the standard preprocessing (impute, scale, one-hot,
 TF-IDF per text column) unless their spec says ``preprocess: false``.
@@ -29,7 +31,14 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from flywheel.data import ColumnKinds, Dataset, read_table
 from flywheel.errors import ModelError
-from flywheel.project import PROJECT_FILE, ModelSpec, Project, import_object, importable
+from flywheel.project import (
+    PROJECT_FILE,
+    ModelSpec,
+    Project,
+    import_estimator_class,
+    import_trusted_callable,
+    importable,
+)
 
 __all__ = [
     "Candidate",
@@ -122,13 +131,19 @@ def _check_estimator(obj: Any, field: str, path: str, where: str) -> None:
         )
 
 
-def _estimator_maker(spec: ModelSpec, index: int, ds: Dataset, folder: Path, where: str) -> Callable[[], Any]:
+def _estimator_maker(
+    spec: ModelSpec, index: int, ds: Dataset, project: Project, where: str
+) -> Callable[[], Any]:
     field = f"models[{index}].{spec.kind}"
-    path = spec.estimator or spec.factory
-    assert path is not None
-    target = import_object(path, field=field, where=where, folder=folder)
-    if not callable(target):
-        raise ModelError(f"{where}: {field} {path!r} is not callable; got a {type(target).__name__}")
+    folder = project.root
+    target: Callable[..., Any]
+    if spec.estimator is not None:
+        path = spec.estimator
+        target = import_estimator_class(path, field=field, where=where, folder=folder)
+    else:
+        assert spec.factory is not None
+        path = spec.factory
+        target = import_trusted_callable(path, field=field, where=where, folder=folder, trust=project.trust)
     params = dict(spec.params)
 
     def build() -> Any:
@@ -216,11 +231,11 @@ def _prediction_table(
 
 
 def resolve_rule(path: str, index: int, project: Project, where: str = PROJECT_FILE) -> Callable[..., Any]:
-    """Import a user rule (``module:function``, rows -> labels)."""
-    fn = import_object(path, field=f"baselines.rules[{index}]", where=where, folder=project.root)
-    if not callable(fn):
-        raise ModelError(f"{where}: baselines.rules[{index}] {path!r} is not callable")
+    """Import a user rule (``module:function``, rows -> labels) from the project folder or ``trust:``."""
     folder = project.root
+    fn = import_trusted_callable(
+        path, field=f"baselines.rules[{index}]", where=where, folder=folder, trust=project.trust
+    )
 
     def rule(rows: pd.DataFrame) -> Any:
         with importable(folder):
@@ -243,7 +258,7 @@ def resolve_candidates(
                 )
             )
         else:
-            make = _estimator_maker(spec, i, ds, project.root, where)
+            make = _estimator_maker(spec, i, ds, project, where)
             params = ", ".join(f"{k}={v!r}" for k, v in spec.params.items())
             out.append(
                 Candidate(

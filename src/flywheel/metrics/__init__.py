@@ -5,11 +5,11 @@
 0.75
 """
 
-from flywheel.metrics._accumulate import Accumulator
-from flywheel.metrics._compare import Comparison, compare, rows_to_decide
-from flywheel.metrics._confusion import ConfusionAccumulator
-from flywheel.metrics._engine import Estimate, Scores, score
-from flywheel.metrics._inputs import prepare
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from flywheel.metrics._registry import (
     CLASSIFICATION,
     METRICS,
@@ -21,8 +21,40 @@ from flywheel.metrics._registry import (
     metric_names,
     parse_metric,
 )
-from flywheel.metrics._statistics import wilson_interval
 from flywheel.metrics._systems import SYSTEMS_METRICS, SystemsMetric
+
+if TYPE_CHECKING:
+    from flywheel.metrics._accumulate import Accumulator
+    from flywheel.metrics._compare import Comparison, compare, rows_to_decide
+    from flywheel.metrics._confusion import ConfusionAccumulator
+    from flywheel.metrics._engine import Estimate, Scores, score
+    from flywheel.metrics._inputs import prepare
+    from flywheel.metrics._statistics import wilson_interval
+
+# The engine (NumPy, SciPy, pandas) loads on first use; the names and directions of the metrics,
+# which a project file is checked against, do not need it.
+_LAZY = {
+    "Accumulator": "_accumulate",
+    "Comparison": "_compare",
+    "compare": "_compare",
+    "rows_to_decide": "_compare",
+    "ConfusionAccumulator": "_confusion",
+    "Estimate": "_engine",
+    "Scores": "_engine",
+    "score": "_engine",
+    "prepare": "_inputs",
+    "wilson_interval": "_statistics",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flywheel.metrics' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"flywheel.metrics.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Accumulator",

@@ -23,6 +23,7 @@ from flywheel.metrics import get_metric
 from flywheel.pipeline._run import run
 from flywheel.project import load_project
 from flywheel.registry import (
+    DB_NAME,
     GateResult,
     champion_predictions,
     checked_champion,
@@ -34,7 +35,9 @@ from flywheel.results import RunResult
 
 __all__ = [
     "gate",
+    "judge_run",
     "promote",
+    "promote_after_run",
 ]
 
 
@@ -58,6 +61,16 @@ def _reference(result: RunResult, notes: list[str]) -> Evaluation:
     return result.evaluation(best.name)
 
 
+def _known_models(project: Any, flag: str, name: str) -> None:
+    """Refuse a model name the project file does not define, before anything runs or is stored."""
+    names = [m.name for m in project.models]
+    if name not in names:
+        raise FlywheelError(
+            f"flywheel {flag} must be one of the models in {project.where}: {', '.join(names) or 'none'}; "
+            f"got {name!r}"
+        )
+
+
 def gate(
     path: str | os.PathLike[str] = ".",
     *,
@@ -67,11 +80,26 @@ def gate(
 ) -> GateResult:
     """Run the project, then judge ``candidate`` (default: the best candidate model) against the reference."""
     project = load_project(path)
+    if candidate is not None:
+        _known_models(project, "gate: --candidate", candidate)
     verified = checked_champion(project) if against == "champion" else None
     result = run(project, executor=executor, diagnose=False)  # the gate needs no diagnosis: CI time
+    return judge_run(project, result, candidate=candidate, against=against, verified=verified)
+
+
+def judge_run(
+    project: Any,
+    result: RunResult,
+    *,
+    candidate: str | None = None,
+    against: Literal["champion", "best-baseline"] = "champion",
+    verified: Any = None,
+) -> GateResult:
+    """The gate's judgement of ``candidate`` (default: the best eligible candidate) in a run just made."""
     metric = result.objective.primary.name
     candidates = [s.name for s in result.ranking.standings if s.role == "candidate"]
-    name = candidate or (candidates[0] if candidates else None)
+    eligible = [s.name for s in result.ranking.standings if s.role == "candidate" and s.eligible]
+    name = candidate or next(iter(eligible or candidates), None)
     if name is None:
         raise FlywheelError(f"{project.where}: no candidate model to gate; add one under models:")
     known = [e.name for e in result.evaluations if e.role == "candidate"]
@@ -117,6 +145,29 @@ def gate(
     )
 
 
+def promote_after_run(project: Any, result: RunResult) -> tuple[GateResult | None, dict[str, Any] | None]:
+    """Judge the run's best eligible candidate as the gate does and, if it passes, make it champion.
+
+    What ``flywheel demo`` does after its run, so a newcomer's project has a champion to serve that
+    got there through the gate (recorded as such), without running the project a second time.
+    Nothing moves when there is a champion already, no candidate, or the gate does not pass.
+    """
+    if not any(s.role == "candidate" and s.eligible for s in result.ranking.standings):
+        return None, None
+    store = open_store(project.store_dir)
+    try:
+        if store.get_alias(project.project, "champion") is not None:
+            return None, None
+        verdict = judge_run(project, result, against="best-baseline")
+        model = store.latest_model(project.project, verdict.candidate)
+        if verdict.status == "pass" and model is not None:
+            note = f"gate passed in run {result.run_id}"
+            store.set_alias(project.project, "champion", model["id"], datetime.now(UTC), note=note)
+        return verdict, model
+    finally:
+        store.close()
+
+
 def promote(
     name: str, path: str | os.PathLike[str] = ".", *, force: bool = False, executor: Executor | None = None
 ) -> tuple[GateResult | None, dict[str, Any]]:
@@ -128,6 +179,14 @@ def promote(
         When ``name`` has no saved artifact; a failed gate is returned, not raised.
     """
     project = load_project(path)
+    store = open_store(project.store_dir, create=False) if (project.store_dir / DB_NAME).exists() else None
+    try:
+        saved = store is not None and store.latest_model(project.project, name) is not None
+    finally:
+        if store is not None:
+            store.close()
+    if not saved:
+        _known_models(project, "promote: the model", name)
     verdict = None if force else retrained_verdict(project, name)
     if verdict is None and not force:
         verdict = gate(project.path, candidate=name, executor=executor)

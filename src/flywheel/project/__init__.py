@@ -1,11 +1,17 @@
 """The project file: ``flywheel.yaml``'s schema (pydantic), loading with one-line errors, and the
-project folder's own modules (rules, factories, model classes) made importable.
+project folder's own modules (rules, factories, model classes) made importable, and the trust
+model that decides which code the file may have flywheel call.
 
 Everything else reads a :class:`Project`; nothing here fits, stores or reads data.
 """
 
 from flywheel.project._baselines import Baselines, ExternalBaseline, HumanBaseline
-from flywheel.project._imports import PROJECT_MODULES, import_object, importable
+from flywheel.project._imports import (
+    PROJECT_MODULES,
+    import_estimator_class,
+    import_trusted_callable,
+    importable,
+)
 from flywheel.project._load import find_project_file, load_project, parse_project
 from flywheel.project._objective import Bound, ObjectiveSpec
 from flywheel.project._schema import (
@@ -47,7 +53,8 @@ __all__ = [
     "RESERVED_MODEL_NAMES",
     "SplitSpec",
     "find_project_file",
-    "import_object",
+    "import_estimator_class",
+    "import_trusted_callable",
     "importable",
     "load_project",
     "parse_project",

@@ -1,17 +1,20 @@
 """The baselines section: declared human level, external results and hand-written rules.
 
 Human and external baselines take metric values as their own keys (``accuracy: 0.98``), so
-their unknown keys are checked against the metric names instead of a fixed field list.
+their unknown keys are checked against the metric names instead of a fixed field list, and each
+value against its metric's range (a declared accuracy of 1.7 is refused at load, not met after
+the fitting as a failed interval).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from flywheel.metrics import is_metric, metric_names
-from flywheel.project._strict import _MODULE_FN, _hint, _one_of, _Strict
+from flywheel.metrics import get_metric, is_metric, metric_names
+from flywheel.project._strict import _MODULE_FN, _hint, _one_of, _range_words, _Strict
 
 __all__ = [
     "Baselines",
@@ -31,8 +34,18 @@ def _metric_values(values: dict[str, Any], fields: list[str]) -> dict[str, float
             )
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"{key} must be a number; got {value!r}")
-        out[key] = float(value)
+        out[key] = _in_range(str(key), float(value))
     return out
+
+
+def _in_range(name: str, value: float) -> float:
+    """``value`` if it lies in the metric's range (accuracy 1.7 is a typo, not a human level)."""
+    metric = get_metric(name)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number; got {value!r}")
+    if not metric.lower <= value <= metric.upper:
+        raise ValueError(f"{name} must {_range_words(metric.lower, metric.upper)}; got {value:g}")
+    return value
 
 
 class HumanBaseline(BaseModel):
@@ -41,7 +54,8 @@ class HumanBaseline(BaseModel):
     model_config = ConfigDict(frozen=True, extra="allow")
 
     tier: Literal["crowd", "generalist", "expert", "expert-panel"] = "generalist"
-    n: int | None = Field(default=None, gt=0)
+    # How many rows the declared level was measured on: a count, so a whole number from 1 up.
+    n: int | None = Field(default=None, ge=1, strict=True)
     source: str = ""
     # A file of annotators' labels (columns: id, annotator, label) from which human level is measured.
     annotators: str | None = None

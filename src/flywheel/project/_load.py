@@ -1,5 +1,7 @@
 """Loading the project file: find it, parse its YAML, validate it, and turn the first validation
-error into one line naming the field, what is allowed and what was given.
+error into one line naming the field, what is allowed and what was given. A loaded project's
+factories and rules are checked against the trust model (:mod:`flywheel.project._trust`) from
+where their modules would be found, so a file naming ``os:system`` is refused at load.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pydantic import ValidationError
 from flywheel.errors import ProjectError
 from flywheel.project._schema import PROJECT_FILE, Project
 from flywheel.project._strict import display_path
+from flywheel.project._trust import trust_refusal, untrusted
 
 __all__ = [
     "find_project_file",
@@ -25,6 +28,7 @@ _TYPE_WORDS = {
     "float_parsing": "must be a number",
     "float_type": "must be a number",
     "int_parsing": "must be an integer",
+    "int_parsing_size": "must be an integer of a usable size",
     "int_type": "must be an integer",
     "int_from_float": "must be an integer",
     "string_type": "must be a string",
@@ -101,6 +105,10 @@ def parse_project(text: str, *, where: str = PROJECT_FILE) -> Project:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
         raise ProjectError(f"{where}: {at}not valid YAML: {problem}") from None
+    except Exception as exc:  # PyYAML's constructors raise plain errors for e.g. `!!int ''`
+        raise ProjectError(
+            f"{where}: not valid YAML: a value cannot be read ({type(exc).__name__}: {exc})"
+        ) from None
     if raw is None:
         raise ProjectError(f"{where}: the file is empty; expected a mapping with project, data, objective")
     if not isinstance(raw, dict):
@@ -111,6 +119,15 @@ def parse_project(text: str, *, where: str = PROJECT_FILE) -> Project:
         return Project.model_validate(raw)
     except ValidationError as exc:
         raise ProjectError(_format_validation(exc, where)) from None
+
+
+def _check_code_paths(project: Project, where: str) -> None:
+    """Refuse a factory or rule from outside the project folder and ``trust:`` (nothing imported)."""
+    named = [(f"models[{i}].factory", m.factory) for i, m in enumerate(project.models) if m.factory]
+    named += [(f"baselines.rules[{i}]", rule) for i, rule in enumerate(project.baselines.rules)]
+    for field, path in named:
+        if untrusted(path, folder=project.root, trust=project.trust):
+            raise ProjectError(trust_refusal(field, path, where))
 
 
 def load_project(path: str | os.PathLike[str] = ".") -> Project:
@@ -129,4 +146,5 @@ def load_project(path: str | os.PathLike[str] = ".") -> Project:
         raise ProjectError(f"{where}: cannot be read: {exc}") from None
     project = parse_project(text, where=where)
     project._path = file.resolve()
+    _check_code_paths(project, where)
     return project

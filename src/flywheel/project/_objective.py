@@ -7,10 +7,10 @@ match rather than a metric that silently never appears.
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from flywheel.metrics import SYSTEMS_METRICS, is_metric, metric_names
-from flywheel.project._strict import _hint, _one_of, _Strict
+from flywheel.metrics import SYSTEMS_METRICS, is_metric, metric_names, parse_metric
+from flywheel.project._strict import _hint, _one_of, _range_words, _Strict
 
 __all__ = [
     "Bound",
@@ -72,6 +72,17 @@ class ObjectiveSpec(_Strict):
     @classmethod
     def _known_metric(cls, v: str | None) -> str | None:
         return None if v is None else _check_quality_metric(v)
+
+    @field_validator("target")
+    @classmethod
+    def _target_in_range(cls, v: float | None, info: ValidationInfo) -> float | None:
+        optimize = info.data.get("optimize")
+        if v is not None and optimize is not None:
+            metric = parse_metric(optimize).metric
+            if not metric.lower <= v <= metric.upper:
+                words = _range_words(metric.lower, metric.upper)
+                raise ValueError(f"must {words} for {metric.name}; got {v:g}")
+        return v
 
     @field_validator("weights")
     @classmethod

@@ -6,7 +6,8 @@ these models (loading is :mod:`flywheel.project._load`); everything downstream t
 ``flywheel.yaml: objective.optimize must be one of accuracy, …; got 'acc'``.
 
 Nothing in the file is ever evaluated as code: models and rules are named by
-dotted import paths that :mod:`flywheel.project._imports` imports explicitly.
+dotted import paths that :mod:`flywheel.project._imports` imports explicitly, and only
+what :mod:`flywheel.project._trust` allows is ever called.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from flywheel.project._baselines import Baselines
 from flywheel.project._objective import ObjectiveSpec
 from flywheel.project._strict import _DOTTED, _MODULE_FN, _NAME, _hint, _Strict, display_path
+from flywheel.project._trust import TrustedPackage
 
 __all__ = [
     "ARCHETYPES",
@@ -105,7 +107,8 @@ class SplitSpec(_Strict):
 
     test: float = Field(default=0.2, gt=0, lt=1)
     valid: float = Field(default=0.2, ge=0, lt=1)
-    seed: int = 0
+    # Seeds reach numpy and scikit-learn's random_state, which take 0 to 2**32 - 1.
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
     group: str | None = None
     time: str | None = None
     # Share of the training rows held out from fitting: rows from the training distribution the
@@ -232,6 +235,9 @@ class Project(_Strict):
     objective: ObjectiveSpec
     baselines: Baselines = Field(default_factory=Baselines)
     models: list[ModelSpec] = Field(default_factory=list)
+    # Packages (top-level module names) whose functions factory: and baselines.rules may name,
+    # besides the modules in the project folder; see flywheel.project._trust.
+    trust: list[TrustedPackage] = Field(default_factory=list)
     gate: GateSpec = Field(default_factory=GateSpec)
     diagnosis: DiagnosisSpec = Field(default_factory=DiagnosisSpec)
     ethics: str | None = None  # a note: who could be harmed, and what was done about it

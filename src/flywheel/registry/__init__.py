@@ -3,16 +3,11 @@ versions and their aliases, the gate's judgement of a candidate against the cham
 served loop has stored (labels over time, retrains).
 """
 
-from flywheel.registry._aliases import load_alias, save_version
-from flywheel.registry._flywheel import flywheel_summary, loop_counts
-from flywheel.registry._gate import (
-    EXIT_CODES,
-    GateResult,
-    champion_predictions,
-    checked_champion,
-    judge_candidate,
-    retrained_verdict,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from flywheel.registry._runs import RunRecord
 from flywheel.registry._schema import (
     DB_NAME,
@@ -26,6 +21,43 @@ from flywheel.registry._schema import (
     ScoreRow,
 )
 from flywheel.registry._store import Store, open_store, store_file
+
+if TYPE_CHECKING:
+    from flywheel.registry._aliases import load_alias, save_version
+    from flywheel.registry._flywheel import flywheel_summary, loop_counts
+    from flywheel.registry._gate import (
+        EXIT_CODES,
+        GateResult,
+        champion_predictions,
+        checked_champion,
+        judge_candidate,
+        retrained_verdict,
+    )
+
+# Loaded on first use: they need models, data and the metric engine, which a command that only
+# reads the store (`flywheel runs`, `models`) must not pay for at start-up.
+_LAZY = {
+    "load_alias": "_aliases",
+    "save_version": "_aliases",
+    "flywheel_summary": "_flywheel",
+    "loop_counts": "_flywheel",
+    "EXIT_CODES": "_gate",
+    "GateResult": "_gate",
+    "champion_predictions": "_gate",
+    "checked_champion": "_gate",
+    "judge_candidate": "_gate",
+    "retrained_verdict": "_gate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flywheel.registry' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"flywheel.registry.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AliasRow",

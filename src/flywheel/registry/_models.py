@@ -118,11 +118,21 @@ class ModelQueries(StoreConnection):
         """Saved models, newest first, with the aliases pointing at each."""
         with self.session() as s:
             aliases: dict[int, list[str]] = {}
+            forced: dict[int, list[str]] = {}
             for a in s.scalars(select(AliasRow).where(AliasRow.project == project)):
-                aliases.setdefault(a.model_id, []).append(a.alias + (" (forced)" if a.forced else ""))
+                aliases.setdefault(a.model_id, []).append(a.alias)
+                if a.forced:
+                    forced.setdefault(a.model_id, []).append(a.alias)
             rows = s.scalars(
                 select(ModelRow)
                 .where(ModelRow.project == project)
                 .order_by(ModelRow.created_at.desc(), ModelRow.id.desc())
             )
-            return [{**_model_dict(r), "aliases": sorted(aliases.get(r.id, []))} for r in rows]
+            return [
+                {
+                    **_model_dict(r),
+                    "aliases": sorted(aliases.get(r.id, [])),  # plain names
+                    "forced": sorted(forced.get(r.id, [])),  # those of them moved past the gate
+                }
+                for r in rows
+            ]

@@ -6,11 +6,10 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import func, select
 
-from flywheel.evaluation import Evaluation
 from flywheel.registry._connection import StoreConnection
 from flywheel.registry._schema import (
     EvaluationRow,
@@ -19,6 +18,9 @@ from flywheel.registry._schema import (
     RunRow,
     ScoreRow,
 )
+
+if TYPE_CHECKING:
+    from flywheel.evaluation import Evaluation
 
 __all__ = [
     "RunQueries",

@@ -3,10 +3,12 @@ feasibility, impact, the archetype's questions, the feasibility checklist, readi
 phase and its loop-backs, the portfolio ranking and the model card.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from flywheel.scoping._archetypes import ARCHETYPE_QUESTIONS
-from flywheel.scoping._assess import Assessment, assess
-from flywheel.scoping._card import TO_WRITE, model_card
-from flywheel.scoping._checklist import CheckItem
 from flywheel.scoping._evidence import Driver, Evidence
 from flywheel.scoping._lifecycle import (
     PHASES,
@@ -18,9 +20,50 @@ from flywheel.scoping._lifecycle import (
     stored_phase,
     validate_move,
 )
-from flywheel.scoping._personal_data import PersonalData, find_personal_data
-from flywheel.scoping._portfolio import Entry, assess_path, portfolio, quadrant
-from flywheel.scoping._scaffold import DEMO_MARKER, init_text, write_demo, write_init
+
+if TYPE_CHECKING:
+    from flywheel.scoping._assess import Assessment, assess
+    from flywheel.scoping._card import TO_WRITE, model_card
+    from flywheel.scoping._checklist import CheckItem
+    from flywheel.scoping._personal_data import PersonalData, find_personal_data
+    from flywheel.scoping._portfolio import Entry, assess_path, portfolio, quadrant
+    from flywheel.scoping._scaffold import (
+        DEMO_MARKER,
+        init_text,
+        write_demo,
+        write_example_request,
+        write_init,
+    )
+
+# Loaded on first use, so that commands which only read the store start fast.
+_LAZY = {
+    "Assessment": "_assess",
+    "assess": "_assess",
+    "TO_WRITE": "_card",
+    "model_card": "_card",
+    "CheckItem": "_checklist",
+    "PersonalData": "_personal_data",
+    "find_personal_data": "_personal_data",
+    "Entry": "_portfolio",
+    "assess_path": "_portfolio",
+    "portfolio": "_portfolio",
+    "quadrant": "_portfolio",
+    "DEMO_MARKER": "_scaffold",
+    "init_text": "_scaffold",
+    "write_demo": "_scaffold",
+    "write_example_request": "_scaffold",
+    "write_init": "_scaffold",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'flywheel.scoping' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"flywheel.scoping.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ARCHETYPE_QUESTIONS",
@@ -48,5 +91,6 @@ __all__ = [
     "stored_phase",
     "validate_move",
     "write_demo",
+    "write_example_request",
     "write_init",
 ]

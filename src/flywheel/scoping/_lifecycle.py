@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from flywheel.errors import FlywheelError, ProjectError
 from flywheel.project import Project
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "Gathered",
@@ -156,18 +157,28 @@ class Gathered:
     sample: pd.DataFrame | None
 
 
-def gather(project: Project) -> Gathered:
-    """Read the project's data and store (nothing is created: a project with no store has no run)."""
-    from flywheel.data import load_dataset
+def gather(project: Project, *, read_data: bool = True) -> Gathered:
+    """Read the project's data and store (nothing is created: a project with no store has no run).
+
+    ``read_data=False`` reads the store alone when it holds a run (that run loaded the data): what
+    `flywheel phase show` needs, without loading the data or the libraries that read it.
+    """
     from flywheel.registry import DB_NAME, flywheel_summary, open_store
 
-    try:
-        sample: pd.DataFrame | None = load_dataset(project.data, project.root).frame.head(2000)
-    except FlywheelError:
-        sample = None
-    data_loads = sample is not None
+    has_store = (project.store_dir / DB_NAME).exists()
+    sample: pd.DataFrame | None = None
+    if read_data or not has_store:
+        from flywheel.data import load_dataset
+
+        try:
+            sample = load_dataset(project.data, project.root).frame.head(2000)
+        except FlywheelError:
+            sample = None
+        data_loads = sample is not None
+    else:
+        data_loads = True  # refined below: a store with no run says nothing about the data
     artifacts: dict[str, Any] = {"data_checked": data_loads}
-    if not (project.store_dir / DB_NAME).exists():
+    if not has_store:
         return Gathered(None, artifacts, infer_phase(data_loads=data_loads), sample)
     store = open_store(project.store_dir, create=False)
     try:
@@ -178,6 +189,8 @@ def gather(project: Project) -> Gathered:
         events = store.phase_events(project.project)
     finally:
         store.close()
+    if not read_data and not runs:
+        return gather(project)
     artifacts, state = stored_phase(
         flywheel_summary(project),
         data_loads=data_loads,

@@ -12,12 +12,13 @@ from pathlib import Path
 
 from flywheel.data import infer_task, read_table
 from flywheel.errors import DataError, ProjectError
-from flywheel.project import PROJECT_FILE
+from flywheel.project import PROJECT_FILE, Project
 
 __all__ = [
     "DEMO_MARKER",
     "init_text",
     "write_demo",
+    "write_example_request",
     "write_init",
 ]
 
@@ -80,6 +81,9 @@ baselines:
   human: {{accuracy: 0.985, tier: expert, n: 500, source: "internal study, 500 parcels"}}
   external: [{{name: "published result", accuracy: 0.992, source: "illustrative value for the demo",
                caveat: "different split of the same data"}}]
+# A challenger replaces the champion (or, for the first one, the best baseline) unless it is
+# worse by more than 0.01 accuracy, with 95 % confidence on the same test rows.
+gate: {{policy: non-inferiority, margin: 0.01}}
 models:
   - {{name: rbf-svm, estimator: sklearn.svm.SVC, params: {{C: 10, gamma: scale}}}}
   - {{name: knn, factory: "my_models:build_knn", params: {{k: 3}}}}
@@ -151,6 +155,24 @@ def write_init(
         )
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(init_text(**kwargs), encoding="utf-8")
+    return path
+
+
+def write_example_request(project: Project, name: str = "request.json") -> Path:
+    """One test row of the project's data as a ``/predict`` body, written next to the project file.
+
+    What the demo's printed ``curl`` sends: a real row in the schema the service checks.
+    """
+    import json
+
+    from flywheel.data import load_dataset, split_dataset
+
+    ds = load_dataset(project.data, project.root)
+    split = split_dataset(ds, project.data.split)
+    row = ds.X.iloc[int(split.test[0])].to_dict()
+    clean = {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+    path = project.root / name
+    path.write_text(json.dumps(clean) + "\n", encoding="utf-8")
     return path
 
 
