@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 from collections.abc import Callable
@@ -194,6 +195,16 @@ def test_baselines_command_answers_need_ml(cli: Cli, tmp_path: Path) -> None:
     assert payload["need_ml"]["answer"] in ("yes", "no", "not yet clear")
     assert [row["name"] for row in payload["ladder"]][:2] == ["dummy", "random"]
     _one_error_line(cli("baselines", "p", "--executor", "ray://x"), "--executor must be 'local' or dask://")
+    # The ladder alone writes its own page; latest.html stays the full run's; reports are readable.
+    reports = tmp_path / "p" / ".flywheel" / "reports"
+    assert not (reports / "latest.html").exists() and len(list(reports.glob("*.html"))) == 2
+    assert cli("run", "p").returncode in (0, 1, 3)
+    full = (reports / "latest.html").read_text()
+    assert cli("baselines", "p").returncode == 0
+    assert (reports / "latest.html").read_text() == full and "leaderboard" in full.lower()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert all((p.stat().st_mode & 0o777) == 0o666 & ~umask for p in reports.glob("*.html"))
 
 
 def test_objective_log(cli: Cli, tmp_path: Path) -> None:

@@ -277,7 +277,10 @@ def test_card_round_trips_through_yaml(examples: Path, cli: CLI) -> None:
     folder = examples / "wine-grading"
     made = cli("card", str(folder))
     assert made.returncode == 0, made.stderr
-    text = (folder / "MODEL_CARD.md").read_text(encoding="utf-8")
+    assert not (folder / "MODEL_CARD.md").exists()  # the project's own files are left as they are
+    text = (folder / ".flywheel" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    asked = cli("card", str(folder), "-o", str(folder / "MODEL_CARD.md"))
+    assert asked.returncode == 0 and (folder / "MODEL_CARD.md").read_text(encoding="utf-8") == text
     assert text.startswith("---\n")
     front = yaml.safe_load(text.split("---\n")[1])
     index = front["model-index"][0]

@@ -260,7 +260,12 @@ def card(
     model: Annotated[str | None, typer.Option(help="The model (default: the latest run's best).")] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Where to write (default: MODEL_CARD.md next to the project)."),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write (default: MODEL_CARD.md in the project's .flywheel folder, beside its "
+            "runs, so the project's own files are untouched).",
+        ),
     ] = None,
 ) -> None:
     """Write a model card (Markdown with Hugging Face model-index metadata) from the latest run."""
@@ -271,6 +276,7 @@ def card(
         if not rows:
             raise FlywheelError(f"{project.project}: no stored run yet; run `flywheel run` first")
         text = model_card(project, rows[0], model)
-        target = output or project.root / "MODEL_CARD.md"
+        target = output or project.store_dir / "MODEL_CARD.md"
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
         out.print(f"model card: {target}", soft_wrap=True, markup=False)

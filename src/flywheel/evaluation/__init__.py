@@ -7,14 +7,18 @@ run, the gate, serving and retraining).
 from flywheel.evaluation._artifacts import (
     LoadedModel,
     Schema,
+    artifact_sha256,
     load_artifact,
     load_model,
     plain_value,
     predict_with_scores,
+    read_artifact,
     read_schema,
     save_artifact,
     schema_of,
+    write_atomically,
 )
+from flywheel.evaluation._calibrated import DecisionCalibrated, with_class_scores
 from flywheel.evaluation._candidates import (
     PROBA_PREFIX,
     Candidate,
@@ -59,6 +63,7 @@ from flywheel.evaluation._systems import (
 )
 
 __all__ = [
+    "DecisionCalibrated",
     "BATCH_SIZES",
     "COMPOSITE",
     "Candidate",
@@ -73,6 +78,7 @@ __all__ = [
     "Verdict",
     "Violation",
     "align_proba",
+    "artifact_sha256",
     "check_constraint",
     "class_scores",
     "compare_evaluations",
@@ -93,6 +99,7 @@ __all__ = [
     "predict_rows",
     "predict_with_scores",
     "rank",
+    "read_artifact",
     "read_schema",
     "resolve_candidates",
     "resolve_rule",
@@ -102,5 +109,7 @@ __all__ = [
     "serialized_size_mb",
     "weight_sensitivity",
     "with_composite",
+    "with_class_scores",
     "with_preprocessing",
+    "write_atomically",
 ]

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from flywheel.data import Dataset, Split
+from flywheel.evaluation._calibrated import with_class_scores
 from flywheel.evaluation._candidates import PROBA_PREFIX, Candidate
 from flywheel.evaluation._systems import measure_latency, peak_memory_mb, serialized_size_mb
 from flywheel.metrics import Estimate, compare, get_metric, score
@@ -198,6 +199,8 @@ def _predict_all(
         model = cand.make()
         start = time.perf_counter()
         model.fit(ds.X.iloc[split.train], ds.y[split.train])
+        if ds.classes is not None and len(split.valid):  # scores a service can return and mine read
+            model = with_class_scores(model, ds.X.iloc[split.valid], ds.y[split.valid])
         systems["fit_time_s"] = time.perf_counter() - start
         systems["size_mb"] = serialized_size_mb(model)
     for name, idx in parts.items():

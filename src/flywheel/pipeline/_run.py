@@ -136,7 +136,9 @@ def run(
         if report:
             from flywheel.report import write_report
 
-            result = replace(result, report_path=write_report(result, proj.store_dir / "reports"))
+            # A ladder-only run (`flywheel baselines`) keeps its own page; latest.html is the full run's.
+            folder = proj.store_dir / "reports"
+            result = replace(result, report_path=write_report(result, folder, latest=candidates))
         if db is not None and save:
             db.save_run(result.record())
             register_artifacts(db, proj, result, plan_.dataset)

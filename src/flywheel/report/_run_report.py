@@ -329,14 +329,18 @@ def render_report(result: RunResult) -> str:
     )
 
 
-def write_report(result: RunResult, folder: Path) -> Path:
-    """Write ``<run-id>.html`` and refresh ``latest.html`` atomically; return the run's path."""
+def write_report(result: RunResult, folder: Path, *, latest: bool = True) -> Path:
+    """Write ``<run-id>.html`` and, for a full run (``latest``), refresh ``latest.html``; atomically,
+    readable by others as any file the user writes (the umask's mode, not ``mkstemp``'s 0600)."""
     folder.mkdir(parents=True, exist_ok=True)
     html = render_report(result)
     path = folder / f"{result.run_id}.html"
-    for target in (path, folder / "latest.html"):
+    umask = os.umask(0)
+    os.umask(umask)
+    for target in (path, folder / "latest.html") if latest else (path,):
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(html)
+        os.chmod(tmp, 0o666 & ~umask)
         shutil.move(tmp, target)
     return path
