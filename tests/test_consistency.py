@@ -12,6 +12,7 @@ with no stored value behind them. Derived numbers are stored with the evidence t
 from __future__ import annotations
 
 import html
+import json
 import math
 import re
 import subprocess
@@ -28,7 +29,7 @@ from helpers import FLYWHEEL, copy_examples
 NUMBER = re.compile(r"(?<![\w.#/:-])([-+−]?)((?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[-+]?\d+)?)(%?)(?![\w])")
 # Identifiers that are not quantities: run ids, dates, times, fingerprints, the version.
 NOT_QUANTITIES = re.compile(
-    r"\d{8}-\d{6}-[0-9a-f]{4}|\d{4}-\d{2}-\d{2}|\d{2}:\d{2}(:\d{2})?|\b[0-9a-f]{16}\b|flywheel \d+\.\d+\.\d+"
+    r"\d{8}-[0-9a-f-]*…?|\d{4}-\d{2}-\d{2}|\d{2}:\d{2}(:\d{2})?|\b[0-9a-f]{16}\b|flywheel \d+\.\d+\.\d+"
 )
 
 
@@ -101,3 +102,28 @@ def test_every_printed_number_is_a_stored_one(examples: Path, name: str) -> None
         assert "already met on the valid split" in forecast["text"] and "judged on test" in forecast["text"]
     for row in record["ladder"]:
         assert row["gain"] is None or row["gain"] <= 1 + 1e-9, row  # no gain beyond the ceiling
+
+
+@pytest.mark.parametrize("command", [["assess"], ["forecast"], ["phase", "show"], ["runs"], ["models"]])
+def test_every_number_a_command_prints_is_in_its_json(examples: Path, command: list[str]) -> None:
+    """The terminal says no number that the command's `--json` (or the stored run it read) lacks."""
+    folder = examples / "wine-grading"
+    if not (folder / ".flywheel" / "flywheel.db").exists():
+        subprocess.run([str(FLYWHEEL), "run", str(folder)], capture_output=True, timeout=600, cwd=folder)
+
+    def call(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(FLYWHEEL), *command, str(folder), *extra], capture_output=True, text=True, timeout=600
+        )
+
+    shown, as_json = call(), call("--json")
+    assert shown.returncode == as_json.returncode and shown.returncode in (0, 3), shown.stderr
+    pool = _numbers(json.loads(as_json.stdout), [])
+    pool += _numbers(yaml.safe_load((folder / "flywheel.yaml").read_text(encoding="utf-8")), [])
+    store = open_store(folder / ".flywheel" / "flywheel.db", create=False)
+    latest = store.list_runs(limit=1)[0]
+    pool += _numbers(store.get_run(latest["id"] if "id" in latest else latest["run_id"]), [])  # what it read
+    missing = _unsourced(shown.stdout, pool)
+    assert not missing, f"numbers `flywheel {' '.join(command)}` prints that its JSON lacks:\n" + "\n".join(
+        missing
+    )

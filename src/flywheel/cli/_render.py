@@ -272,7 +272,7 @@ def cost_table(forecast: Any) -> Table:
     for row in forecast.cost_curve:
         low = "?" if row["needed_low"] is None else f"{row['needed_low']:,.0f}"
         high = "open" if row["needed_high"] is None else f"{row['needed_high']:,.0f}"
-        buy = max(0.0, row["needed"] - forecast.n_train)
+        buy = row["labels_to_buy"]
         table.add_row(
             f"{row['target']:.4g}",
             f"{row['needed']:,.0f}",

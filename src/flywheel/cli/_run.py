@@ -167,7 +167,9 @@ def forecast(
         )
         fc = result.forecast
         if as_json:
-            sys.stdout.write(json.dumps(fc.to_dict(), indent=2, default=str) + "\n")
+            curve = result.diagnosis.curve if result.diagnosis else None
+            payload = {**fc.to_dict(), "curve": curve.to_dict() if curve is not None else None}
+            sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
         else:
             curve = result.diagnosis.curve if result.diagnosis else None
             if curve is not None:

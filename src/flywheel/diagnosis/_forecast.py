@@ -367,6 +367,7 @@ def _cost_curve(
                 "needed": n,
                 "needed_low": min(low, n) if math.isfinite(low) else None,
                 "needed_high": max(float(highs[j]), n) if math.isfinite(highs[j]) else None,
+                "labels_to_buy": buy,
                 "cost": buy * cost_per_label if cost_per_label is not None else None,
             }
         )
