@@ -129,13 +129,13 @@ def test_objective_history_records_each_formula_once(tmp_path: Path) -> None:
 def test_a_version_1_store_is_migrated_to_the_current_schema(tmp_path: Path) -> None:
     open_store(tmp_path).close()
     con = sqlite3.connect(tmp_path / "flywheel.db")
-    for table in ("aliases", "models", "objective_versions", "phase_events"):  # what versions 2-4 added
+    for table in ("aliases", "models", "objective_versions", "phase_events"):  # what versions 2-5 added
         con.execute(f"DROP TABLE {table}")
     con.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
     con.commit()
     con.close()
     s = open_store(tmp_path)
-    assert s.schema_version() == SCHEMA_VERSION == 4
+    assert s.schema_version() == SCHEMA_VERSION == 5
     assert s.objective_log("anything") == [] and s.list_models("anything") == []
     assert s.phase_events("anything") == []
     s.close()

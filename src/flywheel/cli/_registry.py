@@ -88,6 +88,7 @@ def alias(
     """Point a user-named alias (staging, shadow, …) at the newest saved version of NAME."""
     from datetime import UTC, datetime
 
+    from flywheel.evaluation import read_artifact
     from flywheel.project import load_project
     from flywheel.registry import open_store
 
@@ -104,6 +105,7 @@ def alias(
             model = store.latest_model(project.project, name)
             if model is None:
                 raise FlywheelError(f"flywheel alias: {name!r} has no saved artifact; run the project first")
+            read_artifact(model, label)  # a missing or altered artifact gets no alias
             store.set_alias(project.project, label, model["id"], datetime.now(UTC), note="set by hand")
         finally:
             store.close()

@@ -12,8 +12,10 @@ probabilities aligned to the schema's classes, in one model call where the final
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +31,16 @@ from flywheel.project import Project, importable
 __all__ = [
     "LoadedModel",
     "Schema",
+    "artifact_sha256",
     "load_artifact",
     "load_model",
     "plain_value",
     "predict_with_scores",
+    "read_artifact",
     "read_schema",
     "save_artifact",
     "schema_of",
+    "write_atomically",
 ]
 
 
@@ -73,16 +78,28 @@ def schema_of(ds: Any) -> Schema:
     return Schema(features, ds.task, classes, ds.target)
 
 
+def artifact_sha256(blob: bytes) -> str:
+    """The SHA-256 (hex) the store records of an artifact's bytes, checked before it is unpickled."""
+    return hashlib.sha256(blob).hexdigest()
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all: a temporary file beside it, then a rename."""
+    tmp = path.with_name(f"{path.name}.tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(path)
+
+
 def save_artifact(path: Path, blob: bytes, ds: Any) -> None:
     """Write a model artifact atomically (a reader never sees half of one) with its schema beside it:
     the schema :func:`load_model` checks requests against, without reading the training data."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(blob)
-    tmp.replace(path)
-    path.with_suffix(".schema.json").write_text(
-        json.dumps(schema_of(ds).to_dict(), default=str), encoding="utf-8"
-    )
+    schema = json.dumps(schema_of(ds).to_dict(), default=str).encode("utf-8")
+    write_atomically(path.with_suffix(".schema.json"), schema)
+    write_atomically(path, blob)
 
 
 def read_schema(project: Project, artifact: Path) -> Schema:
@@ -172,21 +189,46 @@ class LoadedModel:
     model_id: int
 
 
-def load_artifact(project: Project, entry: dict[str, Any], alias: str) -> Any:
-    """The fitted model a registry entry (``path``, ``name``, ``version``) points at, checked.
+def read_artifact(entry: dict[str, Any], alias: str) -> bytes:
+    """The bytes of the artifact a registry entry points at, checked against its recorded SHA-256.
 
     Raises
     ------
     ModelError
-        One line naming the alias and the artifact, when it cannot be read, is corrupt or is
-        not a model.
+        One line naming the alias, the model, its version and the path, when the artifact is
+        missing, cannot be read, or is not the one that was saved (its hash differs).
     """
     path = Path(entry["path"])
-    where = f"{entry['name']} v{entry['version']} ({path})"
+    where = f"{alias} {entry['name']} v{entry['version']} ({path})"
+    if not path.is_file():
+        raise ModelError(f"{where}: the artifact is missing; run the project again or promote another model")
     try:
         blob = path.read_bytes()
     except OSError as exc:
-        raise ModelError(f"{alias} {where}: the artifact cannot be read: {exc.strerror or exc}") from None
+        raise ModelError(f"{where}: the artifact cannot be read: {exc.strerror or exc}") from None
+    expected = entry.get("sha256")
+    if expected and artifact_sha256(blob) != expected:
+        raise ModelError(
+            f"{where}: the artifact was altered since it was saved (SHA-256 {artifact_sha256(blob)[:12]}…, "
+            f"saved {expected[:12]}…); refusing to load it"
+        )
+    return blob
+
+
+def load_artifact(project: Project, entry: dict[str, Any], alias: str) -> Any:
+    """The fitted model a registry entry (``path``, ``name``, ``version``) points at, checked.
+
+    The artifact's bytes are checked against the SHA-256 recorded when it was saved before they
+    are unpickled: unpickling runs code, so an altered file is never loaded.
+
+    Raises
+    ------
+    ModelError
+        One line naming the alias and the artifact, when it is missing, altered, cannot be read,
+        is corrupt or is not a model.
+    """
+    blob = read_artifact(entry, alias)
+    where = f"{entry['name']} v{entry['version']} ({entry['path']})"
     try:
         with importable(project.root):  # a model may use modules from the project's folder
             model = _unpickle(blob)

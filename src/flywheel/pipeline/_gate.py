@@ -17,7 +17,7 @@ import numpy as np
 
 from flywheel.data import load_dataset, split_dataset
 from flywheel.errors import FlywheelError
-from flywheel.evaluation import Evaluation
+from flywheel.evaluation import Evaluation, read_artifact
 from flywheel.execution import Executor
 from flywheel.metrics import get_metric
 from flywheel.pipeline._run import run
@@ -201,6 +201,7 @@ def promote(
             )
         if verdict is not None and verdict.status != "pass":
             return verdict, model
+        read_artifact(model, "flywheel promote:")  # never a missing or altered artifact as champion
         note = "forced past the gate" if force else f"gate passed in run {verdict.run_id if verdict else ''}"
         store.set_alias(project.project, "champion", model["id"], datetime.now(UTC), forced=force, note=note)
         return verdict, model

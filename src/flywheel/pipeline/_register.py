@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 from flywheel.data import Dataset
-from flywheel.evaluation import Objective
+from flywheel.evaluation import Objective, artifact_sha256
 from flywheel.project import Project
 from flywheel.registry import Store, save_version
 from flywheel.results import RunResult
@@ -50,6 +50,7 @@ def register_artifacts(db: Store, proj: Project, result: RunResult, dataset: Dat
         same = (
             latest is not None
             and latest["data_fingerprint"] == result.data["fingerprint"]
+            and latest["sha256"] in (None, artifact_sha256(ev.artifact))
             and Path(latest["path"]).is_file()
             and Path(latest["path"]).read_bytes() == ev.artifact
         )

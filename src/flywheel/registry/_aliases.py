@@ -12,7 +12,7 @@ from typing import Any
 
 from flywheel.data import Dataset
 from flywheel.errors import ModelError
-from flywheel.evaluation import LoadedModel, load_model, save_artifact
+from flywheel.evaluation import LoadedModel, artifact_sha256, load_model, save_artifact, write_atomically
 from flywheel.project import Project
 from flywheel.registry._store import DB_NAME, Store, open_store
 
@@ -38,13 +38,16 @@ def save_version(
     """Save ``blob`` as the next version of ``name`` and register it; returns the registered entry.
 
     ``beside`` maps suffixes to texts written next to the artifact before it is registered
-    (``{".judged.json": ...}``), so a registered version never lacks them.
+    (``{".judged.json": ...}``), so a registered version never lacks them. Every file is written
+    whole (temporary file, then rename) before the row is: a process killed on the way leaves at
+    most unregistered files, which the next save of that version replaces.
     """
     version = store.next_model_version(project.project, name)
     path = project.store_dir / "models" / name / f"v{version}.pkl"
-    save_artifact(path, blob, ds)
     for suffix, text in (beside or {}).items():
-        path.with_suffix(suffix).write_text(text, encoding="utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path.with_suffix(suffix), text.encode("utf-8"))
+    save_artifact(path, blob, ds)
     return store.register_model(
         project.project,
         name,
@@ -55,6 +58,7 @@ def save_version(
         objective_version,
         run_id,
         when,
+        sha256=artifact_sha256(blob),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
@@ -20,11 +21,16 @@ __all__ = [
 
 
 class StoreConnection:
-    """An engine on a version-checked store, and the sessions the queries run in."""
+    """An engine on a version-checked store, and the sessions the queries run in.
 
-    def __init__(self, engine: Engine, location: str) -> None:
+    ``root`` is the folder of a SQLite store's file (None for a database URL): artifact paths
+    are kept relative to it, so a copied or moved project folder uses its own models.
+    """
+
+    def __init__(self, engine: Engine, location: str, root: Path | None = None) -> None:
         self.engine = engine
         self.location = location
+        self.root = root
 
     @contextmanager
     def session(self) -> Iterator[Session]:

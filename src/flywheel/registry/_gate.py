@@ -24,7 +24,7 @@ import numpy as np
 
 from flywheel.data import load_dataset, split_dataset
 from flywheel.errors import FlywheelError, StoreError
-from flywheel.evaluation import Standing, load_artifact
+from flywheel.evaluation import Standing, load_artifact, read_artifact
 from flywheel.metrics import compare, get_metric, rows_to_decide
 from flywheel.project import GateSpec, Project
 from flywheel.registry._store import DB_NAME, open_store
@@ -84,6 +84,7 @@ def checked_champion(project: Project) -> dict[str, Any] | None:
     path = Path(champion["path"])
     if not path.is_file():
         raise StoreError(f"{where}: the champion {name} has no artifact at {path}; promote another model")
+    read_artifact(champion, "champion")  # refused in one line when it is not the file that was saved
     fingerprint = load_dataset(project.data, project.root, where=where).fingerprint
     if champion["data_fingerprint"] != fingerprint:
         raise StoreError(

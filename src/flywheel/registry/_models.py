@@ -13,15 +13,49 @@ from flywheel.registry._schema import AliasRow, ModelRow
 
 __all__ = [
     "ModelQueries",
+    "resolved_path",
 ]
 
 
-def _model_dict(row: ModelRow) -> dict[str, Any]:
+def _stored_path(root: Path | None, path: Path) -> str:
+    """How a path is kept: relative to the store's folder (POSIX form) when it lies inside it."""
+    if root is None:
+        return str(path)
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def resolved_path(root: Path | None, stored: str) -> Path:
+    """The absolute artifact path a stored one means, read against the store's own folder.
+
+    A row from before paths were relative holds an absolute path; when that path is outside this
+    store's folder (the project was copied or moved) and the same tail exists here, the local file
+    is meant, never the original's.
+    """
+    path = Path(stored)
+    if root is None:
+        return path
+    if not path.is_absolute():
+        return root / path
+    if path.is_relative_to(root):
+        return path
+    parts = path.parts
+    for i in range(1, len(parts)):  # the longest tail first
+        local = root.joinpath(*parts[i:])
+        if local.is_file():
+            return local
+    return path
+
+
+def _model_dict(row: ModelRow, root: Path | None) -> dict[str, Any]:
     return {
         "id": row.id,
         "name": row.name,
         "version": row.version,
-        "path": row.path,
+        "path": str(resolved_path(root, row.path)),
+        "sha256": row.sha256,
         "data_fingerprint": row.data_fingerprint,
         "split_fingerprint": row.split_fingerprint,
         "objective_version": row.objective_version,
@@ -44,14 +78,21 @@ class ModelQueries(StoreConnection):
         objective_version: str,
         run_id: str,
         when: datetime,
+        *,
+        sha256: str | None = None,
     ) -> dict[str, Any]:
-        """Record a saved artifact as ``version`` of ``name`` (from :meth:`next_model_version`)."""
+        """Record a saved artifact as ``version`` of ``name`` (from :meth:`next_model_version`).
+
+        ``path`` is kept relative to the store's folder and ``sha256`` (of the artifact's bytes)
+        is checked before the artifact is loaded; entries come back with the absolute path.
+        """
         with self.session() as s:
             row = ModelRow(
                 project=project,
                 name=name,
                 version=version,
-                path=str(path),
+                path=_stored_path(self.root, path),
+                sha256=sha256,
                 data_fingerprint=data_fingerprint,
                 split_fingerprint=split_fingerprint,
                 objective_version=objective_version,
@@ -60,7 +101,7 @@ class ModelQueries(StoreConnection):
             )
             s.add(row)
             s.flush()
-            return _model_dict(row)
+            return _model_dict(row, self.root)
 
     def next_model_version(self, project: str, name: str) -> int:
         """The version the next artifact of ``name`` will get."""
@@ -78,7 +119,7 @@ class ModelQueries(StoreConnection):
                 .where(ModelRow.project == project, ModelRow.name == name)
                 .order_by(ModelRow.version.desc())
             ).first()
-            return None if row is None else _model_dict(row)
+            return None if row is None else _model_dict(row, self.root)
 
     def set_alias(
         self,
@@ -107,7 +148,7 @@ class ModelQueries(StoreConnection):
             model = s.get(ModelRow, row.model_id)
             assert model is not None
             return {
-                **_model_dict(model),
+                **_model_dict(model, self.root),
                 "alias": alias,
                 "set_at": row.set_at.isoformat(),
                 "forced": bool(row.forced),
@@ -130,7 +171,7 @@ class ModelQueries(StoreConnection):
             )
             return [
                 {
-                    **_model_dict(r),
+                    **_model_dict(r, self.root),
                     "aliases": sorted(aliases.get(r.id, [])),  # plain names
                     "forced": sorted(forced.get(r.id, [])),  # those of them moved past the gate
                 }

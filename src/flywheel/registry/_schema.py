@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 DB_NAME = "flywheel.db"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class Base(DeclarativeBase):
@@ -147,7 +147,8 @@ class ModelRow(Base):
     project: Mapped[str] = mapped_column(String(64), index=True)
     name: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer)
-    path: Mapped[str] = mapped_column(Text)
+    path: Mapped[str] = mapped_column(Text)  # relative to the store's folder (old rows: absolute)
+    sha256: Mapped[str | None] = mapped_column(String(64))  # of the artifact's bytes (old rows: none)
     data_fingerprint: Mapped[str] = mapped_column(String(32))
     split_fingerprint: Mapped[str] = mapped_column(String(32))
     objective_version: Mapped[str] = mapped_column(String(32))
@@ -188,12 +189,20 @@ def _add_phase_events(conn: Connection) -> None:
     PhaseEventRow.__table__.create(conn)  # type: ignore[attr-defined]
 
 
+def _add_artifact_hashes(conn: Connection) -> None:
+    # A store older than v3 got its models table from today's ModelRow, hash column included.
+    if any(c["name"] == "sha256" for c in inspect(conn).get_columns("models")):
+        return
+    conn.execute(text("ALTER TABLE models ADD COLUMN sha256 VARCHAR(64)"))
+
+
 # Migration N brings a store from version N-1 to N. A fresh store is created whole at the
 # current version; an older one runs each step in order, in one transaction.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _add_objective_versions,
     3: _add_registry,
     4: _add_phase_events,
+    5: _add_artifact_hashes,
 }
 
 
@@ -207,6 +216,16 @@ def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _begin_ddl(conn: Connection) -> None:
+    """Open the transaction explicitly on SQLite, so its ``CREATE``/``ALTER`` statements are in it.
+
+    Python's sqlite3 runs DDL outside any transaction unless one was begun: a process killed while
+    creating or migrating a store would leave tables without the ``schema_version`` that names them.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def prepare_schema(engine: Engine, location: str, create: bool) -> None:
     """Create a fresh store, migrate an older one forward, or refuse one this flywheel cannot read."""
     tables = set(inspect(engine).get_table_names())
@@ -214,6 +233,7 @@ def prepare_schema(engine: Engine, location: str, create: bool) -> None:
         if not create:
             raise StoreError(f"{location}: no flywheel store here yet; run `flywheel run` first")
         with engine.begin() as conn:
+            _begin_ddl(conn)
             Base.metadata.create_all(conn)
             conn.execute(
                 text("INSERT INTO meta(key, value) VALUES ('schema_version', :v)"), {"v": str(SCHEMA_VERSION)}
@@ -235,6 +255,7 @@ def prepare_schema(engine: Engine, location: str, create: bool) -> None:
         )
     if version < SCHEMA_VERSION:
         with engine.begin() as conn:
+            _begin_ddl(conn)
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[step](conn)
             conn.execute(

@@ -53,13 +53,14 @@ def open_store(location: str | Path, *, create: bool = True) -> Store:
     """
     text_loc = str(location)
     path = store_file(location)
+    root = None
     if path is None:
         url, shown = text_loc, text_loc.split("@")[-1]
     else:
         if not create and not path.exists():
             raise StoreError(f"{path}: no flywheel store here yet; run `flywheel run` first")
         path.parent.mkdir(parents=True, exist_ok=True)
-        url, shown = f"sqlite:///{path}", str(path)
+        url, shown, root = f"sqlite:///{path}", str(path), path.parent.resolve()
     engine = create_engine(url)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", sqlite_pragmas)
@@ -72,4 +73,4 @@ def open_store(location: str | Path, *, create: bool = True) -> Store:
     except StoreError:
         engine.dispose()
         raise
-    return Store(engine, shown)
+    return Store(engine, shown, root)
