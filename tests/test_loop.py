@@ -381,6 +381,11 @@ def test_mine_export_import_and_expire(iris: Path, tmp_path: Path) -> None:
         import_labels(project, tmp_path / "bad.csv", None)
     with pytest.raises(DataError, match=r"\.csv or \.jsonl"):
         export_queue(project, tmp_path / "queue.xlsx")
+    with pytest.raises(DataError, match=r"the folder .* does not exist; allowed: a file in an existing"):
+        export_queue(project, tmp_path / "nowhere" / "queue.csv")
+    (tmp_path / "taken.csv").mkdir()
+    with pytest.raises(DataError, match="is a folder"):
+        export_queue(project, tmp_path / "taken.csv")
     # The champion moves: open items it nominated expire.
     store = open_store(project.store_dir)
     try:

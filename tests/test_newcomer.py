@@ -12,16 +12,18 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_diabetes, load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.svm import SVC
 
 from flywheel.evaluation import DecisionCalibrated, with_class_scores
-from helpers import FLYWHEEL
+from helpers import FLYWHEEL, write_project
 from test_serve import Server
 
 
@@ -64,6 +66,45 @@ def test_demo_then_the_printed_commands_give_a_served_mined_champion(tmp_path: P
     )
     assert mined.returncode == 0, mined.stderr
     assert "nothing to mine" not in mined.stdout, mined.stdout
+    _label_and_retrain(tmp_path, mined.stdout, frame, load_digits().target)
+
+
+def _follow(cwd: Path, line: str) -> subprocess.CompletedProcess[str]:
+    """Run a `flywheel …` line as printed (up to a `#` comment)."""
+    words = line.split("#")[0].split()
+    assert words[0] == "flywheel", line
+    return subprocess.run([str(FLYWHEEL), *words[1:]], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def _label_and_retrain(cwd: Path, mined: str, frame: Any, truth: np.ndarray) -> None:
+    """Export the queue, label it as a person would (the true digits), import, retrain, and do
+    what retrain says next: promote, or mine again."""
+    steps = [
+        line.strip()
+        for line in mined.splitlines()[
+            mined.splitlines().index(
+                next(line for line in mined.splitlines() if line.startswith("next: label them"))
+            )
+            + 1 :
+        ]
+    ]
+    export, imported, retrain = steps[:3]
+    assert _follow(cwd, export).returncode == 0
+    queue = pd.read_csv(cwd / "queue.csv")
+    by_row = {tuple(np.round(r, 6)): int(t) for r, t in zip(frame.to_numpy(), truth, strict=False)}
+    queue["label"] = [by_row[tuple(np.round(r, 6))] for r in queue[list(frame.columns)].to_numpy()]
+    queue.to_csv(cwd / "queue.csv", index=False)
+    done = _follow(cwd, imported)
+    assert done.returncode == 0, done.stderr
+    retrained = _follow(cwd, retrain)
+    assert retrained.returncode in (0, 1, 3), retrained.stderr
+    last = retrained.stdout.strip().splitlines()[-1]
+    if retrained.returncode == 0:
+        assert last == "next: flywheel promote rbf-svm flywheel-demo"
+        promoted = _follow(cwd, last.removeprefix("next: "))
+        assert promoted.returncode == 0, promoted.stderr
+    else:
+        assert last.startswith("next: more labels settle it — flywheel mine flywheel-demo")
 
 
 @pytest.mark.parametrize("binary", [False, True])
@@ -87,3 +128,41 @@ def test_decision_scores_become_calibrated_probabilities(binary: bool) -> None:
     assert with_class_scores(svc, X[held][:5], y[held][:5]) is svc
     proba_model = LogisticRegression(max_iter=2000).fit(X[fit], y[fit])
     assert with_class_scores(proba_model, X[held], y[held]) is proba_model
+
+
+REGRESSION = """\
+project: progression
+problem: Estimate one-year disease progression.
+data:
+  source: builtin:diabetes
+  target: progression
+  split: {test: 0.2, valid: 0.2, seed: 3}
+objective:
+  optimize: mae
+diagnosis: {forecast: false}
+models:
+  - name: forest
+    estimator: sklearn.ensemble.RandomForestRegressor
+    params: {n_estimators: 40, random_state: 0}
+"""
+
+
+def test_a_regression_champion_can_be_mined(tmp_path: Path) -> None:
+    """No probabilities: the forest's members' spread and inputs outside the data's range are reasons."""
+    from flywheel import run
+    from flywheel.loop import mine
+    from flywheel.pipeline import promote
+    from flywheel.project import load_project
+
+    path = write_project(tmp_path, REGRESSION)
+    run(path, report=False)
+    promote("forest", path, force=True)
+    frame = load_diabetes(as_frame=True, scaled=True).frame.drop(columns=["target"])
+    pool = frame.iloc[:120].copy()
+    pool.loc[pool.index[:3], "bmi"] = 5.0  # far outside the data: the model extrapolates
+    pool.to_csv(tmp_path / "pool.csv", index=False)
+    items = mine(load_project(path), 30, pool=tmp_path / "pool.csv")
+    reasons = [r for item in items for r in item.reasons]
+    assert sum(r.startswith("out-of-range (bmi 5 outside [") for r in reasons) == 3
+    assert any(r.startswith("wide-spread (±") for r in reasons)
+    assert len(items) <= 30 and all(item.reasons for item in items)

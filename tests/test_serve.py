@@ -57,6 +57,7 @@ class Server:
             self.kill()
             raise AssertionError(f"no address in {line!r}")
         self.url = f"http://127.0.0.1:{found.group(1)}"
+        self.first_line = line  # what the service says once it listens
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -283,7 +284,8 @@ def test_refuses_to_start_without_a_servable_model(tmp_path: Path, wine: Path) -
         r = subprocess.run(
             [str(FLYWHEEL), "serve", str(wine), "--port", "0"], capture_output=True, text=True, timeout=60
         )
-        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "corrupt" in r.stderr
+        # The artifact's SHA-256 is checked before anything is unpickled: a changed file is refused.
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and "altered since it was saved" in r.stderr
     finally:
         artifact.write_bytes(saved)
 

@@ -47,6 +47,19 @@ def serve(
     max_batch: Annotated[
         int, typer.Option(min=1, help="Most rows in one /predict request (413 above).")
     ] = 1000,
+    max_body_mb: Annotated[
+        float,
+        typer.Option(
+            min=0.001, help="Largest request body in MB (2^20 bytes); 413 above, before it is read."
+        ),
+    ] = 8.0,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Require 'Authorization: Bearer <token>' on /feedback and /review; the token is read "
+            "from this file, or generated into it (mode 0600) when it does not exist. /predict stays open."
+        ),
+    ] = None,
     queue_size: Annotated[
         int, typer.Option(min=1, help="Records waiting for the log's writer before answering 503.")
     ] = 10000,
@@ -68,7 +81,8 @@ def serve(
         ),
     ] = True,
 ) -> None:
-    """Serve the champion: POST /predict (logged), POST /feedback, GET /health, GET /metrics."""
+    """Serve the champion: POST /predict (logged), POST /feedback, GET /review/next, POST /review/ID,
+    GET /health, GET /metrics, /docs."""
     from flywheel.project import load_project
     from flywheel.serving import ServeOptions
     from flywheel.serving import serve as run_service
@@ -80,11 +94,13 @@ def serve(
             alias=model,
             ack=ack,  # type: ignore[arg-type]
             max_batch=max_batch,
+            max_body_bytes=int(max_body_mb * (1 << 20)),
             queue_size=queue_size,
             retention_rows=retention_rows,
             retention_days=retention_days,
             allow_new_classes=allow_new_classes,
             model_process=model_process,
+            token_file=token_file,
         )
         run_service(load_project(path), host=host, port=port, options=options)
 
@@ -119,6 +135,14 @@ def mine(
             out.print("nothing to mine: no unlabelled logged predictions with a reason to review")
             return
         _print_items(items, f"{len(items)} rows added to the review queue")
+        where = str(path)
+        out.print("next: label them, then retrain on what they taught:", markup=False)
+        for line in (
+            f"flywheel queue export queue.csv {where}   # fill the label column in any tool, then:",
+            f"flywheel queue import queue.csv {where}   # (or label on the service: POST /review/ID)",
+            f"flywheel retrain {where}",
+        ):
+            out.print(f"  {line}", soft_wrap=True, markup=False)
 
 
 def queue_list(path: PathArg = Path("."), as_json: JsonOpt = False) -> None:
@@ -196,4 +220,12 @@ def retrain(path: PathArg = Path("."), as_json: JsonOpt = False) -> None:
                 f"[{colour}]{result.verdict['status'].upper()}[/] {escape(result.verdict['reason'])}",
                 soft_wrap=True,
             )
+            if result.verdict["status"] == "pass":
+                out.print(f"next: flywheel promote {result.name} {path}", soft_wrap=True, markup=False)
+            else:
+                out.print(
+                    f"next: more labels settle it — flywheel mine {path}, label, flywheel retrain {path}",
+                    soft_wrap=True,
+                    markup=False,
+                )
         raise typer.Exit({"pass": 0, "fail": 1, "inconclusive": 3}[result.verdict["status"]])

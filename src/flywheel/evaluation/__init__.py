@@ -63,10 +63,10 @@ from flywheel.evaluation._systems import (
 )
 
 __all__ = [
-    "DecisionCalibrated",
     "BATCH_SIZES",
     "COMPOSITE",
     "Candidate",
+    "DecisionCalibrated",
     "Evaluation",
     "LoadedModel",
     "Objective",
@@ -108,8 +108,8 @@ __all__ = [
     "scored_splits",
     "serialized_size_mb",
     "weight_sensitivity",
-    "with_composite",
     "with_class_scores",
+    "with_composite",
     "with_preprocessing",
     "write_atomically",
 ]

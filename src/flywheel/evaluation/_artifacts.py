@@ -52,6 +52,9 @@ class Schema:
     task: str
     classes: list[Any] | None
     target: str
+    # The range of each numeric feature in the project's data: a logged input outside it is one
+    # the model never saw the like of (a reason to mine it, whatever the model's scores say).
+    ranges: dict[str, tuple[float, float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -60,6 +63,7 @@ class Schema:
             "task": self.task,
             "classes": None if self.classes is None else [plain_value(c) for c in self.classes],
             "target": self.target,
+            "ranges": None if self.ranges is None else {k: list(v) for k, v in self.ranges.items()},
         }
 
 
@@ -75,7 +79,12 @@ def schema_of(ds: Any) -> Schema:
     kinds |= {c: "text" for c in ds.columns.text}
     features = {c: kinds[c] for c in ds.columns.features}
     classes = None if ds.classes is None else [plain_value(c) for c in ds.classes]
-    return Schema(features, ds.task, classes, ds.target)
+    ranges = {}
+    for c in ds.columns.numeric:
+        values = pd.to_numeric(ds.X[c], errors="coerce")
+        if values.notna().any():
+            ranges[c] = (float(values.min()), float(values.max()))
+    return Schema(features, ds.task, classes, ds.target, ranges)
 
 
 def artifact_sha256(blob: bytes) -> str:
@@ -106,7 +115,14 @@ def read_schema(project: Project, artifact: Path) -> Schema:
     sidecar = artifact.with_suffix(".schema.json")
     if sidecar.exists():
         raw = json.loads(sidecar.read_text(encoding="utf-8"))
-        return Schema(raw["features"], raw["task"], raw["classes"], raw["target"])
+        ranges = raw.get("ranges")  # absent from sidecars written before ranges were kept
+        return Schema(
+            raw["features"],
+            raw["task"],
+            raw["classes"],
+            raw["target"],
+            None if ranges is None else {k: (float(v[0]), float(v[1])) for k, v in ranges.items()},
+        )
     from flywheel.data import load_dataset  # an artifact saved before schemas were: read the data
 
     return schema_of(load_dataset(project.data, project.root))

@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 
 from flywheel.errors import DataError, ModelError
+from flywheel.loop._novelty import score_out_of_range, score_spread
 from flywheel.loop._queue import QueueItem, _enqueue, _json_value, _log_path, expire_items, list_queue
-from flywheel.prediction_log import read_feedback, read_predictions
+from flywheel.prediction_log import read_labels, read_predictions
 from flywheel.project import Project
 
 __all__ = ["mine"]
@@ -102,7 +103,7 @@ def _challenger(project: Project, champion: Any) -> Any:
 
 def _unlabelled(project: Project) -> tuple[list[dict[str, Any]], list[str | None]]:
     """(inputs, prediction ids) of logged predictions with no feedback and not yet queued."""
-    feedback_ids = {f["prediction_id"] for f in read_feedback(_log_path(project))}
+    feedback_ids = {f["prediction_id"] for f in read_labels(_log_path(project))}
     queued = {i.prediction_id for i in list_queue(project, None)}
     logged = [
         p
@@ -133,6 +134,9 @@ def _nominate(
     score = np.zeros(n)
     reasons: list[list[str]] = [[] for _ in range(n)]
     _score_uncertainty(proba, score, reasons)
+    score_out_of_range(frame, champion.schema, score, reasons)  # margin-free: any model
+    if champion.schema.classes is None:
+        score_spread(champion.model, frame, score, reasons)  # a tree ensemble's own doubt
     if challenger is not None:
         _score_disagreement(challenger, frame, labels, score, reasons)
     _score_weak_spots(project, frame, labels, score, reasons)
@@ -266,9 +270,9 @@ def _label_errors(project: Project, champion: Any, room: int, now: float) -> lis
         return []
     from flywheel.evaluation import predict_with_scores
 
-    fb = {
+    fb = {  # each prediction's latest label
         f["prediction_id"]: f
-        for f in read_feedback(_log_path(project))
+        for f in read_labels(_log_path(project))
         if not f["prediction_id"].startswith("item:")
     }
     if len(fb) < 10:

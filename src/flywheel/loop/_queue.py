@@ -5,10 +5,16 @@ Each item records the champion version that nominated it; when the champion move
 nominated expire. A label given here becomes feedback (origin ``review``), so retraining and the
 log see it like any other label. The queue lives in the prediction log's database, next to the
 feedback it feeds, so labelling an item and recording its feedback is one transaction.
+
+Feedback is history — every label stays, the latest wins — so two labels that disagree for one
+prediction are not resolved by whichever came last: reading the queue surfaces each such
+prediction as an item with the reason ``conflict`` (every label given, in ``conflict``), ahead of
+mined items, and a reviewer's label settles it. Conflict items do not expire with the champion.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -19,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from flywheel.errors import DataError
-from flywheel.prediction_log import LOG_NAME, connect
+from flywheel.prediction_log import LOG_NAME, connect, read_labels
 from flywheel.project import Project
 
 __all__ = [
@@ -46,7 +52,8 @@ CREATE TABLE IF NOT EXISTS review_queue (
     status TEXT NOT NULL DEFAULT 'open',
     label TEXT,
     labelled_by TEXT,
-    labelled_at REAL
+    labelled_at REAL,
+    conflict TEXT
 );
 CREATE INDEX IF NOT EXISTS review_status ON review_queue(status, score);
 """
@@ -68,6 +75,7 @@ class QueueItem:
     status: str = "open"
     label: str | None = None
     labelled_by: str | None = None
+    conflict: list[dict[str, Any]] | None = None  # a conflict item's labels, oldest first
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -81,6 +89,9 @@ def _log_path(project: Project) -> Path:
 def _queue_conn(project: Project) -> Any:
     conn = connect(_log_path(project))
     conn.executescript(_QUEUE_SCHEMA)
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(review_queue)")}
+    if "conflict" not in columns:  # a queue made before conflicts were surfaced
+        conn.execute("ALTER TABLE review_queue ADD COLUMN conflict TEXT")
     return conn
 
 
@@ -98,12 +109,13 @@ def _item(row: tuple[Any, ...]) -> QueueItem:
         row[9],
         row[10],
         row[11],
+        json.loads(row[12]) if row[12] is not None else None,
     )
 
 
 _COLUMNS = (
     "id, prediction_id, input, prediction, reasons, score, model, version, created_at, "
-    "status, label, labelled_by"
+    "status, label, labelled_by, conflict"
 )
 
 
@@ -114,7 +126,8 @@ def expire_items(project: Project, champion: tuple[str, int] | None) -> int:
     conn = _queue_conn(project)
     try:
         cur = conn.execute(
-            "UPDATE review_queue SET status='expired' WHERE status='open' AND NOT (model=? AND version=?)",
+            "UPDATE review_queue SET status='expired' WHERE status='open' AND NOT (model=? AND version=?) "
+            "AND conflict IS NULL",  # disagreeing labels need a reviewer, whichever model serves
             champion,
         )
         return int(cur.rowcount)
@@ -123,9 +136,10 @@ def expire_items(project: Project, champion: tuple[str, int] | None) -> int:
 
 
 def list_queue(project: Project, status: str | None = "open") -> list[QueueItem]:
-    """Items by priority (open ones by default)."""
+    """Items by priority (open ones by default), conflicting labels surfaced first (see above)."""
     conn = _queue_conn(project)
     try:
+        _surface_conflicts(project, conn)
         if status is None:
             rows = conn.execute(f"SELECT {_COLUMNS} FROM review_queue ORDER BY score DESC, id").fetchall()
         else:
@@ -135,6 +149,77 @@ def list_queue(project: Project, status: str | None = "open") -> list[QueueItem]
         return [_item(r) for r in rows]
     finally:
         conn.close()
+
+
+# Above any mined score (doubt, disagreement and weak spots add up to about 5 at most): a conflict
+# already has labels and needs only a reviewer's word.
+_CONFLICT_SCORE = 10.0
+
+
+def _conflict_reason(history: list[dict[str, Any]]) -> str:
+    """``conflict (cat by ann vs dog by bob)``: each label given, once, with who gave it."""
+    given: dict[str, list[str]] = {}
+    for h in history:
+        who = given.setdefault(h["label"], [])
+        if h["source"] not in who:
+            who.append(h["source"])
+    return "conflict (" + " vs ".join(f"{label} by {', '.join(who)}" for label, who in given.items()) + ")"
+
+
+def _surface_conflicts(project: Project, conn: Any) -> int:
+    """Put each prediction whose labels disagree in the queue, or keep its open item's labels current.
+
+    An open item for the prediction (mined, or an earlier conflict item) gains the ``conflict``
+    reason; otherwise a new item opens, nominated by the model that made the prediction. Returns
+    how many items were opened or changed (no write when nothing changed).
+    """
+    disputed = read_labels(_log_path(project), conflicts_only=True)
+    disputed = [e for e in disputed if not e["prediction_id"].startswith("item:")]
+    if not disputed:
+        return 0
+    open_items = {
+        r[0]: r[1:]
+        for r in conn.execute(
+            "SELECT prediction_id, id, reasons, conflict FROM review_queue "
+            "WHERE status='open' AND prediction_id IS NOT NULL"
+        ).fetchall()
+    }
+    changes = [c for e in disputed if (c := _conflict_change(conn, e, open_items.get(e["prediction_id"])))]
+    if changes:
+        conn.execute("BEGIN IMMEDIATE")
+        for sql, params in changes:
+            conn.execute(sql, params)
+        conn.execute("COMMIT")
+    return len(changes)
+
+
+def _conflict_change(
+    conn: Any, entry: dict[str, Any], open_item: tuple[str, str, str | None] | None
+) -> tuple[str, tuple[Any, ...]] | None:
+    """The statement that surfaces one disputed prediction (None: already shown, or no longer logged)."""
+    labels = [{k: h[k] for k in ("label", "source", "at", "origin")} for h in entry["history"]]
+    reason = _conflict_reason(entry["history"])
+    if open_item is not None:
+        item_id, reasons, stored = open_item
+        if stored is not None and json.loads(stored) == labels:
+            return None
+        kept = [r for r in json.loads(reasons) if not r.startswith("conflict")]
+        return (
+            "UPDATE review_queue SET reasons=?, conflict=?, score=MAX(score, ?) WHERE id=?",
+            (json.dumps([reason, *kept]), json.dumps(labels), _CONFLICT_SCORE, item_id),
+        )
+    pid = entry["prediction_id"]
+    logged = conn.execute("SELECT input, prediction, model, version FROM predictions WHERE id=?", (pid,))
+    found = logged.fetchone()
+    if found is None:  # past retention: nothing left to review
+        return None
+    item_id = hashlib.sha1(f"{pid}:{len(labels)}".encode()).hexdigest()[:16]
+    values = (item_id, pid, found[0], found[1], json.dumps([reason]), _CONFLICT_SCORE, found[2], found[3])
+    return (
+        "INSERT OR IGNORE INTO review_queue(id, prediction_id, input, prediction, reasons, score, "
+        "model, version, created_at, conflict) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        (*values, time.time(), json.dumps(labels)),
+    )
 
 
 def next_item(project: Project) -> QueueItem | None:
@@ -218,7 +303,22 @@ def _enqueue(project: Project, items: list[QueueItem]) -> None:
 
 
 def export_queue(project: Project, path: Path) -> int:
-    """Open items to CSV or JSONL (by the file's suffix), for any labelling tool; returns how many."""
+    """Open items to CSV or JSONL (by the file's suffix), for any labelling tool; returns how many.
+
+    Raises
+    ------
+    DataError
+        For another suffix, a folder that does not exist, or a path that is a folder; before
+        anything is read or written.
+    """
+    if path.suffix not in (".csv", ".jsonl"):
+        raise DataError(f"{path.name}: export writes .csv or .jsonl; got {path.suffix or 'no suffix'}")
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; allowed: a .csv or .jsonl file to write")
+    if not path.parent.is_dir():
+        raise DataError(
+            f"{path}: the folder {path.parent} does not exist; allowed: a file in an existing folder"
+        )
     items = list_queue(project)
     records = [
         {

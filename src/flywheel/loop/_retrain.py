@@ -23,7 +23,7 @@ import pandas as pd
 
 from flywheel.errors import FlywheelError
 from flywheel.loop._queue import _json_value, _log_path, list_queue
-from flywheel.prediction_log import read_feedback, read_predictions
+from flywheel.prediction_log import read_labels, read_predictions
 from flywheel.project import Project
 
 if TYPE_CHECKING:
@@ -58,10 +58,7 @@ class Retrained:
 
 def _labelled_rows(project: Project, features: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rows to train on, fresh traffic rows to judge on): each with the feature columns and ``_label``."""
-    feedback = read_feedback(_log_path(project))
-    latest: dict[str, dict[str, Any]] = {}
-    for f in feedback:
-        latest[f["prediction_id"]] = f  # the newest label for a prediction wins
+    latest = {f["prediction_id"]: f for f in read_labels(_log_path(project))}  # the latest label wins
     ids = [k for k in latest if not k.startswith("item:")]
     inputs = {p["id"]: p["input"] for p in read_predictions(_log_path(project), ids=ids)}
     pool_items = {
@@ -151,6 +148,10 @@ def _fit(cand: Candidate, ds: Dataset, split: Split, added: pd.DataFrame) -> tup
     assert make is not None
     model = make()
     model.fit(X, y)
+    if ds.classes is not None and len(split.valid):  # as a run does: probabilities to serve and mine
+        from flywheel.evaluation import with_class_scores
+
+        model = with_class_scores(model, ds.X.iloc[split.valid], ds.y[split.valid])
     return model, len(X)
 
 

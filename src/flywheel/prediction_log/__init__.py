@@ -6,7 +6,7 @@ as a script of its own, started in a fraction of a second when the service needs
 """
 
 from flywheel.prediction_log._log import PredictionLog
-from flywheel.prediction_log._read import read_feedback, read_predictions
+from flywheel.prediction_log._read import in_conflict, read_feedback, read_labels, read_predictions
 from flywheel.prediction_log._records import LOG_NAME, LogFull, LogWriteError, PredictionRecord
 from flywheel.prediction_log._writer import (
     ACK,
@@ -32,9 +32,11 @@ __all__ = [
     "PredictionRecord",
     "SCHEMA",
     "connect",
+    "in_conflict",
     "main",
     "pack_frame",
     "read_feedback",
+    "read_labels",
     "read_predictions",
     "short_slice",
     "take_frames",

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import flywheel.prediction_log._writer as _writer
-from flywheel.prediction_log._read import _as_dict
+from flywheel.prediction_log._read import _FEEDBACK, _as_dict, _feedback_dict
 from flywheel.prediction_log._records import Ack, LogFull, LogWriteError, PredictionRecord, _Feedback
 from flywheel.prediction_log._writer import ACK, PipeOut, connect, pack_frame
 
@@ -409,3 +409,9 @@ class PredictionLog:
                 (prediction_id,),
             ).fetchone()
         return None if row is None else _as_dict(row)
+
+    def labels(self, prediction_id: str) -> list[dict[str, Any]]:
+        """The feedback given for a prediction so far, oldest first (only committed labels are visible)."""
+        with self._reader_lock:
+            rows = self._reader.execute(_FEEDBACK + " WHERE prediction_id = ? ORDER BY id", (prediction_id,))
+            return [_feedback_dict(r) for r in rows.fetchall()]

@@ -14,7 +14,9 @@ from typing import Any
 from flywheel.prediction_log._writer import connect
 
 __all__ = [
+    "in_conflict",
     "read_feedback",
+    "read_labels",
     "read_predictions",
 ]
 
@@ -57,15 +59,77 @@ def read_predictions(
         conn.close()
 
 
+_FEEDBACK = "SELECT prediction_id, label, source, at, origin FROM feedback"
+
+
+def _feedback_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {"prediction_id": row[0], "label": row[1], "source": row[2], "at": row[3], "origin": row[4]}
+
+
 def read_feedback(path: Path) -> list[dict[str, Any]]:
-    """Feedback labels, oldest first; the latest label for a prediction wins where there are several."""
+    """Every feedback label ever given, oldest first: the history (a prediction labelled twice is
+    here twice). :func:`read_labels` says which label each prediction has now."""
     if not path.exists():
         return []
     conn = connect(path)
     try:
-        rows = conn.execute(
-            "SELECT prediction_id, label, source, at, origin FROM feedback ORDER BY id"
-        ).fetchall()
+        rows = conn.execute(_FEEDBACK + " ORDER BY id").fetchall()
     finally:
         conn.close()
-    return [{"prediction_id": r[0], "label": r[1], "source": r[2], "at": r[3], "origin": r[4]} for r in rows]
+    return [_feedback_dict(r) for r in rows]
+
+
+def in_conflict(history: list[dict[str, Any]]) -> bool:
+    """Whether the labels given to one prediction since its last review disagree.
+
+    ``history`` is its feedback, oldest first. A review label (origin ``review``, from the review
+    queue) settles what came before it, so only it and what followed count.
+
+    Examples
+    --------
+    >>> fb = lambda label, origin="traffic": {"label": label, "origin": origin}
+    >>> in_conflict([fb("cat"), fb("cat")]), in_conflict([fb("cat"), fb("dog")])
+    (False, True)
+    >>> in_conflict([fb("cat"), fb("dog"), fb("dog", "review")])
+    False
+    """
+    start = max((i for i, h in enumerate(history) if h["origin"] == "review"), default=0)
+    return len({h["label"] for h in history[start:]}) > 1
+
+
+def read_labels(path: Path, *, conflicts_only: bool = False) -> list[dict[str, Any]]:
+    """The label each labelled prediction has now: its latest feedback (the latest wins).
+
+    Feedback is never overwritten — every label stays in the log with its time — so this is the
+    one reading of it that mining, retraining and the review queue use. Each entry is the latest
+    feedback row plus ``history`` (every label given for that prediction, oldest first) and
+    ``conflict`` (:func:`in_conflict`); entries come in the order of their latest label.
+    ``conflicts_only`` keeps the predictions whose labels disagree (found by the database, so
+    cheap on a long log).
+    """
+    if not path.exists():
+        return []
+    query = _FEEDBACK + " ORDER BY id"
+    if conflicts_only:
+        query = (
+            _FEEDBACK + " WHERE prediction_id IN (SELECT prediction_id FROM feedback GROUP BY prediction_id "
+            "HAVING COUNT(DISTINCT label) > 1) ORDER BY id"
+        )
+    conn = connect(path)
+    try:
+        rows = conn.execute(query).fetchall()
+    finally:
+        conn.close()
+    history: dict[str, list[dict[str, Any]]] = {}
+    last: dict[str, int] = {}  # the position of each prediction's latest label
+    for i, row in enumerate(rows):
+        entry = _feedback_dict(row)
+        history.setdefault(entry["prediction_id"], []).append(entry)
+        last[entry["prediction_id"]] = i
+    labels = []
+    for pid in sorted(history, key=last.__getitem__):
+        seen = history[pid]
+        conflict = in_conflict(seen)
+        if conflict or not conflicts_only:
+            labels.append({**seen[-1], "history": seen, "conflict": conflict})
+    return labels

@@ -5,7 +5,10 @@
 (``champion`` by default), logs each prediction through :mod:`flywheel.prediction_log` and
 answers only once the log holds it. ``POST /feedback`` joins a true label to a logged
 prediction. ``GET /health`` and ``GET /metrics`` (Prometheus text) tell operators how it goes;
-``/openapi.json`` documents it all.
+``/openapi.json`` documents it all, and ``/docs`` shows it (no CDN needed).
+
+Bodies over ``max_body_bytes`` are refused before they are read (:mod:`._limits`); with a token
+(``--token-file``) the routes that write labels need it (:mod:`._auth`).
 
 The model is held in one reference that a watcher thread replaces when the alias moves to
 another version: a request takes the reference once, so it is answered wholly by the old model
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 from typing import Any
 
@@ -24,7 +28,10 @@ from fastapi import FastAPI
 from flywheel.errors import FlywheelError
 from flywheel.prediction_log import LOG_NAME, PredictionLog, short_slice
 from flywheel.project import Project
+from flywheel.serving._auth import _load_token
 from flywheel.serving._batcher import _Batcher
+from flywheel.serving._docs import _add_docs
+from flywheel.serving._limits import _BodyLimit
 from flywheel.serving._metrics import _Metrics
 from flywheel.serving._options import ServeOptions
 from flywheel.serving._routes import _add_routes, _Service
@@ -42,6 +49,8 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
     from contextlib import asynccontextmanager
 
     opts = options or ServeOptions()
+    if opts.token is None and opts.token_file is not None:
+        opts = dataclasses.replace(opts, token=_load_token(opts.token_file)[0])
     metrics = _Metrics()  # this app's counters: two apps in one process count apart
     log_path = opts.log_path or project.store_dir / LOG_NAME
     holder: dict[str, PredictionLog] = {}
@@ -76,8 +85,12 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
         description="Predictions from the promoted model, each logged durably; feedback joins true labels.",
         version="1",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load their assets from a CDN: _add_docs serves them from here
+        redoc_url=None,
     )
     app.state.flywheel = state
+    app.add_middleware(_BodyLimit, max_bytes=opts.max_body_bytes)
+    _add_docs(app)
     _add_routes(app, _Service(project, opts, metrics, state, batcher, holder))
     return app
 
@@ -98,6 +111,12 @@ def serve(
 
     opts = options or ServeOptions()
     served = load_served(project, opts.alias)
+    guarded = ""
+    if opts.token is None and opts.token_file is not None:
+        token, created = _load_token(opts.token_file)
+        opts = dataclasses.replace(opts, token=token)
+        made = "a new token, mode 0600, " if created else "the token "
+        guarded = f"; /feedback and /review need {made}in {opts.token_file}"
     app = create_app(project, served, opts)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -114,7 +133,7 @@ def serve(
     bound = sock.getsockname()[1]
     print(
         f"flywheel serve: {served.alias} = {served.name} v{served.version} on http://{host}:{bound} "
-        f"(ack: {opts.ack})",
+        f"(ack: {opts.ack}{guarded})",
         flush=True,
     )
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=10)

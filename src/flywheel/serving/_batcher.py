@@ -80,10 +80,13 @@ class _Batcher:
         try:
             labels, proba = _predict(served, frame)  # on the loop: no thread hand-off
         except Exception as exc:
-            failed = ModelFailed(f"the model failed on this request: {type(exc).__name__}: {exc}")
-            for g in group:
-                if not g[2].done():
-                    g[2].set_exception(failed)
+            if len(group) > 1:  # one request's bad rows fail only that request
+                for g in group:
+                    self._call(served, [g])
+                return
+            failed = ModelFailed(f"{type(exc).__name__}: {exc}".splitlines()[0])
+            if not group[0][2].done():
+                group[0][2].set_exception(failed)
             return
         start = 0
         with self.together():

@@ -35,7 +35,18 @@ class ModelProcessGone(ModelError):
 
 
 class ModelFailed(ModelError):
-    """The model raised on a request's rows (HTTP 500 with the reason)."""
+    """The model raised on a request's rows: HTTP 422 when the rows are to blame, else 500.
+
+    ``reason`` is the model's exception in one line (``ValueError: Input X contains infinity …``).
+    A plain ``ValueError`` is what scikit-learn raises for values it cannot take (a number that
+    overflows once scaled, a missing value with no imputer, an unknown category), so the request's
+    rows are to blame (``by_input``); any other exception is the model's fault.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the model failed on this request: {reason}")
+        self.reason = reason
+        self.by_input = reason.startswith("ValueError:")
 
 
 Together = Callable[[], AbstractContextManager[Any]]
@@ -190,7 +201,7 @@ class ModelProcess:
                     continue
                 fut, then = waiting
                 if error is not None:
-                    fut.set_exception(ModelFailed(f"the model failed on this request: {error}"))
+                    fut.set_exception(ModelFailed(error))
                     continue
                 settle(fut, then, labels, proba)
 
@@ -256,10 +267,14 @@ def main(argv: list[str] | None = None) -> int:
 def _answer(
     served: Any, requests: list[tuple[int, list[dict[str, Any]]]], frame_of: Any, predict: Any
 ) -> list[bytes]:
+    """The answer frames for requests predicted in one call; when the call fails, each request is
+    tried alone, so one request's bad rows fail only that request."""
     rows = [row for _, batch in requests for row in batch]
     try:
         labels, proba = predict(served, frame_of(rows, served.schema.features))
     except Exception as exc:
+        if len(requests) > 1:
+            return [f for r in requests for f in _answer(served, [r], frame_of, predict)]
         message = f"{type(exc).__name__}: {exc}".splitlines()[0]
         return [pack_frame((seq, None, None, message)) for seq, _ in requests]
     out, start = [], 0

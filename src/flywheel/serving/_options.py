@@ -21,7 +21,8 @@ class ServeOptions:
 
     alias: str = "champion"
     ack: Literal["durable", "fast"] = "durable"
-    max_batch: int = 1_000
+    max_batch: int = 1_000  # rows in one /predict request (413 above)
+    max_body_bytes: int = 8 << 20  # a request body's bytes, checked before it is read (413 above)
     queue_size: int = 10_000
     log_batch: int = 1_000
     retention_rows: int | None = None
@@ -30,3 +31,7 @@ class ServeOptions:
     allow_new_classes: bool = False
     log_path: Path | None = None
     model_process: bool = True  # model calls in a worker process (False: on the event loop)
+    # With a token, /feedback and /review need "Authorization: Bearer <token>"; ``token_file`` is
+    # read for it (generated first when it does not exist) unless ``token`` is given.
+    token: str | None = None
+    token_file: Path | None = None

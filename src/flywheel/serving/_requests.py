@@ -33,7 +33,12 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 
 async def _read_json(request: Request) -> Any:
-    body = await request.body()
+    from starlette.requests import ClientDisconnect
+
+    try:
+        body = await request.body()
+    except ClientDisconnect:  # nobody is left to answer; without this, a traceback in the log
+        raise ValueError("body: the client went away before sending all of it") from None
     try:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -61,7 +66,7 @@ def _validator(schema: Schema) -> Callable[[Any, str], dict[str, Any]]:
             if v is None:
                 continue
             if kind == "numeric":
-                if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                if isinstance(v, bool) or not isinstance(v, int | float) or not _finite(v):
                     raise ValueError(f"{where}.{col}: must be a finite number; got {v!r}")
             elif not isinstance(v, str):
                 raise ValueError(f"{where}.{col}: must be a string; got {v!r}")
@@ -112,19 +117,64 @@ def _check_feedback(payload: Any) -> str | None:
     return None
 
 
-def _check_label(label: Any, schema: Schema, allow_new_classes: bool) -> str | None:
-    """Why a feedback label does not fit the served model's target (None when it does)."""
-    if schema.classes is not None:
-        known = {str(c) for c in schema.classes}
-        if str(label) not in known and not allow_new_classes:
-            shown = ", ".join(sorted(known)[:12])
-            return (
-                f"label: {label!r} is not a known class ({shown}); "
-                "start the service with --allow-new-classes to accept it"
-            )
-    elif isinstance(label, bool) or not isinstance(label, int | float):
-        return f"label: must be a number for a regression target; got {label!r}"
-    return None
+def _json_kind(value: Any) -> str:
+    """The JSON type of a value, as a client wrote it: ``string``, ``integer``, ``number``, ``boolean``."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return "string" if isinstance(value, str) else type(value).__name__
+
+
+def _fits(label: Any, kinds: set[str]) -> bool:
+    """Whether ``label``'s JSON type is one the classes have (an integer fits where numbers do)."""
+    kind = _json_kind(label)
+    return kind in kinds or (kind == "integer" and "number" in kinds)
+
+
+def _label_for(label: Any, schema: Schema, allow_new_classes: bool) -> Any:
+    """The label as the target holds it: one of the classes, of their JSON type (``3`` for an
+    integer class, never ``"3"``), or a finite number for a regression target.
+
+    Raises
+    ------
+    _Refused
+        422 naming the classes (or the number wanted) and what was given.
+    """
+    if schema.classes is None:
+        if isinstance(label, bool) or not isinstance(label, int | float) or not _finite(label):
+            raise _Refused(422, f"label: must be a finite number for a regression target; got {label!r}")
+        return float(label)
+    classes = schema.classes
+    shown = ", ".join(json.dumps(c) for c in classes[:12]) + (", …" if len(classes) > 12 else "")
+    kinds = {_json_kind(c) for c in classes}
+    if not _fits(label, kinds):
+        wanted = " or ".join(sorted(kinds))
+        raise _Refused(
+            422,
+            f"label: must be one of the classes {shown} (JSON {wanted}); "
+            f"got {json.dumps(label)} (JSON {_json_kind(label)})",
+        )
+    for c in classes:
+        if c == label and _fits(label, {_json_kind(c)}):
+            return c
+    if allow_new_classes:
+        return label
+    raise _Refused(
+        422,
+        f"label: {json.dumps(label)} is not a known class ({shown}); "
+        "start the service with --allow-new-classes to accept it",
+    )
+
+
+def _finite(v: int | float) -> bool:
+    """Whether a JSON number is finite as a float (an integer too large for one is not)."""
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
 
 
 def _predict_openapi(schema: Schema) -> dict[str, Any]:
@@ -157,3 +207,24 @@ def _predict_openapi(schema: Schema) -> dict[str, Any]:
             },
         }
     }
+
+
+_LABEL = {"type": ["string", "number", "integer", "boolean"], "description": "A class, or a number"}
+_BY = {"type": "string", "description": "Who gave the label"}
+_FEEDBACK_BODY = {
+    "type": "object",
+    "properties": {"prediction_id": {"type": "string"}, "label": _LABEL, "by": _BY},
+    "required": ["prediction_id", "label"],
+    "additionalProperties": False,
+}
+_REVIEW_BODY = {
+    "type": "object",
+    "properties": {"label": _LABEL, "by": _BY},
+    "required": ["label"],
+    "additionalProperties": False,
+}
+
+
+def _body_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON request body for the OpenAPI document (handlers read it themselves, to say what is wrong)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

@@ -15,23 +15,28 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from flywheel.evaluation import plain_value
-from flywheel.prediction_log import LogFull, LogWriteError, PredictionLog, PredictionRecord
+from flywheel.prediction_log import LogFull, LogWriteError, PredictionLog, PredictionRecord, in_conflict
 from flywheel.project import Project
 from flywheel.serving._acks import _acked, _durable, _log_refused
+from flywheel.serving._auth import _guard
 from flywheel.serving._batcher import _Batcher
+from flywheel.serving._docs import _answers
 from flywheel.serving._frames import _frame
 from flywheel.serving._metrics import _Metrics, _prometheus
 from flywheel.serving._model_process import ModelFailed, ModelProcessGone
 from flywheel.serving._options import ServeOptions
 from flywheel.serving._requests import (
+    _FEEDBACK_BODY,
+    _REVIEW_BODY,
+    _body_openapi,
     _check_feedback,
-    _check_label,
     _error,
+    _label_for,
     _predict_openapi,
     _read_json,
     _Refused,
@@ -58,30 +63,55 @@ class _Service:
 def _add_routes(app: FastAPI, service: _Service) -> None:
     """Register the endpoints; ``/predict``'s documented body is the served model's schema."""
     metrics = service.metrics
+    token = service.opts.token
+    guarded = [Depends(_guard(token))] if token else []  # /feedback and /review: they write labels
+    locked = (401,) if token else ()
 
     @app.post(
         "/predict",
         openapi_extra=_predict_openapi(service.state.current.schema),
         summary="Predict one row or a batch; every prediction is logged",
+        responses=_answers("predict", 413, 422, 500, 503),
     )
     @metrics.observed("/predict")
     async def predict(request: Request) -> Any:
         return await _predict(service, request)
 
-    @app.post("/feedback", summary="The true label of a logged prediction, and who gave it")
+    @app.post(
+        "/feedback",
+        summary="The true label of a logged prediction, and who gave it",
+        openapi_extra=_body_openapi(_FEEDBACK_BODY),
+        responses=_answers("feedback", *locked, 404, 413, 422, 503),
+        dependencies=guarded,
+    )
     @metrics.observed("/feedback")
     async def feedback(request: Request) -> Any:
         return await _feedback(service, request)
 
-    @app.get("/review/next", summary="The open review item with the highest priority")
+    @app.get(
+        "/review/next",
+        summary="The open review item with the highest priority",
+        responses=_answers("item", *locked, 404),
+        dependencies=guarded,
+    )
     async def review_next() -> Any:
         return await _review_next(service)
 
-    @app.post("/review/{item_id}", summary="Label a review item; the label becomes feedback")
+    @app.post(
+        "/review/{item_id}",
+        summary="Label a review item; the label becomes feedback",
+        openapi_extra=_body_openapi(_REVIEW_BODY),
+        responses=_answers("item", *locked, 404, 413, 422),
+        dependencies=guarded,
+    )
     async def review_label(item_id: str, request: Request) -> Any:
         return await _review_label(service, item_id, request)
 
-    @app.get("/health", summary="Whether the service is up, and which model it serves")
+    @app.get(
+        "/health",
+        summary="Whether the service is up, and which model it serves",
+        responses=_answers("health"),
+    )
     async def health() -> Any:
         current = service.state.current
         log = service.holder.get("log")
@@ -128,6 +158,8 @@ async def _predict(service: _Service, request: Request) -> Any:
         service.state.revive(runner)  # type: ignore[arg-type]
         return _error(503, f"{exc}; retry shortly", {"Retry-After": "1"})
     except ModelFailed as exc:
+        if exc.by_input:
+            return _error(422, f"body: the model cannot predict for these values ({exc.reason})")
         return _error(500, str(exc))
     service.metrics.predictions += len(records)
     body = {"model": current.name, "version": current.version, "predictions": out}
@@ -169,7 +201,12 @@ def _logger(
 
 
 async def _feedback(service: _Service, request: Request) -> Any:
-    """``POST /feedback``: join a true label to a logged prediction; answer once it is logged."""
+    """``POST /feedback``: join a true label to a logged prediction; answer once it is logged.
+
+    A prediction labelled before keeps every label (the log is its history); the latest wins, and
+    the answer says which label it replaces and whether the labels now disagree (a conflict,
+    which the review queue then shows).
+    """
     try:
         payload = await _read_json(request)
     except ValueError as exc:
@@ -179,18 +216,21 @@ async def _feedback(service: _Service, request: Request) -> Any:
         return _error(422, problem)
     log = service.holder["log"]
     pid = payload["prediction_id"]
-    found = await run_in_threadpool(log.prediction, pid)
+    found, before = await run_in_threadpool(lambda: (log.prediction(pid), log.labels(pid)))
     if found is None:
         return _error(404, f"prediction_id: no logged prediction {pid!r}")
-    label = payload["label"]
-    problem = _check_label(label, service.state.current.schema, service.opts.allow_new_classes)
-    if problem:
-        return _error(422, problem)
+    try:
+        label = _label_for(payload["label"], service.state.current.schema, service.opts.allow_new_classes)
+    except _Refused as exc:
+        return _error(exc.status, str(exc))
     source = str(payload.get("by") or payload.get("source") or "anonymous")
     refused = await _durable(log, lambda done: log.add_feedback(pid, str(label), source, ack=done))
     if refused is not None:
         return refused
-    return {"ok": True, "prediction_id": pid, "label": label}
+    after = [*before, {"label": str(label), "origin": "traffic"}]
+    replaces = before[-1]["label"] if before else None
+    conflict = in_conflict(after)
+    return {"ok": True, "prediction_id": pid, "label": label, "replaces": replaces, "conflict": conflict}
 
 
 async def _review_next(service: _Service) -> Any:
@@ -217,10 +257,15 @@ async def _review_label(service: _Service, item_id: str, request: Request) -> An
     extra = [k for k in payload if k not in ("label", "by")]
     if extra:
         return _error(422, f"{extra[0]}: is not a field of a review label (label, by)")
-    classes = None if service.opts.allow_new_classes else service.state.current.schema.classes
-    by = str(payload.get("by") or "anonymous")
+    by = payload.get("by")
+    if by is not None and not isinstance(by, str):
+        return _error(422, f"by: must be a string; got {by!r}")
     try:
-        item = await run_in_threadpool(label_item, service.project, item_id, payload["label"], by, classes)
+        label = _label_for(payload["label"], service.state.current.schema, service.opts.allow_new_classes)
+    except _Refused as exc:
+        return _error(exc.status, str(exc))
+    try:
+        item = await run_in_threadpool(label_item, service.project, item_id, label, by or "anonymous", None)
     except DataError as exc:
         status = 404 if str(exc).startswith("no review item") else 422
         return _error(status, str(exc))
