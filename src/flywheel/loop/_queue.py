@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from flywheel.errors import DataError
 from flywheel.prediction_log import LOG_NAME, connect, read_labels
 from flywheel.project import Project
@@ -330,6 +328,8 @@ def export_queue(project: Project, path: Path) -> int:
         }
         for it in items
     ]
+    import pandas as pd  # only export and import need it: `flywheel queue list` starts without it
+
     frame = pd.DataFrame(
         records, columns=None if records else ["item_id", "model_prediction", "reasons", "label"]
     )

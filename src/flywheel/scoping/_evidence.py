@@ -13,9 +13,8 @@ model's standing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from statistics import fmean
 from typing import Any, Literal
-
-import numpy as np
 
 __all__ = [
     "Driver",
@@ -74,9 +73,9 @@ def _combine(name: str, lines: list[Evidence]) -> Driver:
     scored = [e for e in lines if e.score is not None]
     if not scored:
         return Driver(name, 0.5, 0.0, 1.0, lines)
-    score = float(np.mean([e.score for e in scored]))
-    low = float(np.mean([e.low if e.low is not None else e.score for e in scored]))
-    high = float(np.mean([e.high if e.high is not None else e.score for e in scored]))
+    score = fmean(float(e.score) for e in scored if e.score is not None)
+    low = fmean(float(e.low if e.low is not None else e.score or 0.0) for e in scored)
+    high = fmean(float(e.high if e.high is not None else e.score or 0.0) for e in scored)
     # Declared lines are opinions: widen the range by how much of the score rests on them.
     declared = sum(e.source == "declared" for e in scored) / len(scored)
     low, high = max(0.0, low - 0.15 * declared), min(1.0, high + 0.15 * declared)
