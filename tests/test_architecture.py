@@ -91,7 +91,7 @@ def _private_crossings(text: str, mine: str, shown: str) -> list[str]:
         if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith("flywheel."):
             continue
         parts = node.module.split(".")[1:]
-        if parts[0] == mine or parts[0] in ("_version",):
+        if parts[0] == mine or parts[0] in ("_version", "_lazy"):  # the package's own internals
             continue
         private = [p for p in parts if p.startswith("_")] + [
             a.name for a in node.names if a.name.startswith("_")

@@ -4,9 +4,9 @@ export, import) and retraining on the labels it gained.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from flywheel._lazy import lazy_attributes
 from flywheel.loop._queue import (
     QueueItem,
     expire_items,
@@ -29,13 +29,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'flywheel.loop' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"flywheel.loop.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes("flywheel.loop", _LAZY)
 
 
 __all__ = [

@@ -5,9 +5,9 @@ served loop has stored (labels over time, retrains).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from flywheel._lazy import lazy_attributes
 from flywheel.registry._runs import RunRecord
 from flywheel.registry._schema import (
     DB_NAME,
@@ -50,13 +50,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'flywheel.registry' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"flywheel.registry.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes("flywheel.registry", _LAZY)
 
 
 __all__ = [

@@ -5,9 +5,9 @@ phase and its loop-backs, the portfolio ranking and the model card.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from flywheel._lazy import lazy_attributes
 from flywheel.scoping._archetypes import ARCHETYPE_QUESTIONS
 from flywheel.scoping._evidence import Driver, Evidence
 from flywheel.scoping._lifecycle import (
@@ -56,13 +56,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'flywheel.scoping' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"flywheel.scoping.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes("flywheel.scoping", _LAZY)
 
 
 __all__ = [
