@@ -26,6 +26,7 @@ from flywheel.evaluation import Schema
 from flywheel.pipeline import promote, run
 from flywheel.prediction_log import LOG_NAME, connect, read_feedback, read_labels
 from flywheel.project import load_project
+from flywheel.registry import flywheel_summary
 from helpers import write_project
 from test_serve import Server, _rows
 
@@ -295,6 +296,9 @@ def test_feedback_is_kept_as_history_the_latest_wins_and_a_conflict_reaches_the_
     settled = next(e for e in read_labels(service.log) if e["prediction_id"] == pid)
     assert settled["label"] == "class_1" and settled["origin"] == "review" and not settled["conflict"]
     assert len(settled["history"]) == 4
+    summary = flywheel_summary(load_project(service.project))
+    assert summary is not None  # four labels, one labelled prediction: gained once
+    assert summary["labels"] == len({e["prediction_id"] for e in read_labels(service.log)})
     nxt = httpx.get(service.url + "/review/next", headers=service.auth)
     assert nxt.status_code == 404 or nxt.json()["prediction_id"] != pid
 

@@ -7,6 +7,7 @@ its own connection and closes it, and a log that does not exist yet reads as emp
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -92,9 +93,20 @@ def in_conflict(history: list[dict[str, Any]]) -> bool:
     (False, True)
     >>> in_conflict([fb("cat"), fb("dog"), fb("dog", "review")])
     False
+    >>> in_conflict([fb("3"), fb("3.0")])  # one number, written before and after labels were typed
+    False
     """
     start = max((i for i, h in enumerate(history) if h["origin"] == "review"), default=0)
-    return len({h["label"] for h in history[start:]}) > 1
+    return len({_same(h["label"]) for h in history[start:]}) > 1
+
+
+def _same(label: Any) -> Any:
+    """What makes two labels the same: the number they spell when both are finite numbers."""
+    try:
+        value = float(label)
+    except (TypeError, ValueError):
+        return ("text", str(label))
+    return ("number", value) if math.isfinite(value) else ("text", str(label))
 
 
 def read_labels(path: Path, *, conflicts_only: bool = False) -> list[dict[str, Any]]:

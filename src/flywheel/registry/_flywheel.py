@@ -30,8 +30,11 @@ def flywheel_summary(project: Project) -> dict[str, Any] | None:
     conn = connect(log)
     try:
         predictions = int(conn.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
+        # Labels gained: each labelled prediction once, on the day (and by the origin) of its first
+        # label; a second label for it is history, not a new label.
         days = conn.execute(
-            "SELECT date(at, 'unixepoch') AS day, origin, COUNT(*) FROM feedback "
+            "SELECT date(first_at, 'unixepoch') AS day, origin, COUNT(*) FROM "
+            "(SELECT prediction_id, MIN(at) AS first_at, origin FROM feedback GROUP BY prediction_id) "
             "GROUP BY day, origin ORDER BY day"
         ).fetchall()
         has_queue = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'review_queue'").fetchone()
