@@ -184,6 +184,22 @@ def test_missing_project_file(cli: Cli, tmp_path: Path) -> None:
 def test_usage_errors_exit_2(cli: Cli) -> None:
     proc = cli("run", "--no-such-flag")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    # A mistake in the command line itself is one line too, naming the option and its limit.
+    _one_error_line(proc, "No such option: --no-such-flag (see `flywheel run --help`)")
+    _one_error_line(cli("serve", "--port", "99999"), "Invalid value for '--port'")
+    _one_error_line(cli("mine", "--budget", "0"), "Invalid value for '--budget'")
+    assert cli().returncode == 2 and "Usage" in cli().stdout  # no command: the help
+
+
+def test_paths_that_cannot_be_written_are_one_line(cli: Cli, tmp_path: Path) -> None:
+    write_project(tmp_path / "p", IRIS_PROJECT + "diagnosis: {forecast: false}\n")
+    assert cli("run", "p").returncode in (0, 1, 3)
+    _one_error_line(cli("card", "p", "-o", str(tmp_path)), f"{tmp_path}: Is a directory")
+    _one_error_line(cli("card", "p", "-o", str(tmp_path / "nowhere" / "x.md")), "does not exist")
+    assert not (tmp_path / "nowhere").exists()
+    (tmp_path / "taken").write_text("a file")
+    proc = cli("portfolio", "p", "--out", str(tmp_path / "taken"))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 def test_baselines_command_answers_need_ml(cli: Cli, tmp_path: Path) -> None:

@@ -449,3 +449,21 @@ def test_readiness_and_the_phase_count_what_the_log_holds(iris: Path) -> None:
     assert monitoring["feedback labels collected"]["source"] == "measured"
     gathered = gather(load_project(iris))
     assert gathered.artifacts["predictions_logged"] == 12 and gathered.artifacts["feedback"] == 12
+
+
+def test_retraining_leaves_out_inputs_absurdly_far_outside_the_data(iris: Path) -> None:
+    """A service answers for 1e308 and logs it; once labelled, it must not break every retrain."""
+    from flywheel.data import load_dataset
+    from flywheel.loop._retrain import _drop_absurd
+
+    project = load_project(iris)
+    ds = load_dataset(project.data, project.root)
+    added = ds.X.iloc[:5].copy()
+    column = ds.columns.numeric[0]
+    added.loc[added.index[1], column] = 1e308
+    added.loc[added.index[2], column] = float(ds.X[column].max()) + 5.0  # outside, but a plausible value
+    kept, notes = _drop_absurd(added, ds)
+    assert list(kept.index) == [added.index[i] for i in (0, 2, 3, 4)]
+    assert notes == ["1 labelled rows have inputs far outside the data's range and were not trained on"]
+    same, none = _drop_absurd(ds.X.iloc[:5], ds)
+    assert none == [] and same.equals(ds.X.iloc[:5])

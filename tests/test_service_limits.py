@@ -130,6 +130,17 @@ def test_a_chunked_body_is_cut_off_once_past_the_limit(service: Service) -> None
     assert httpx.get(service.url + "/health").status_code == 200
 
 
+def test_deeply_nested_json_is_refused_not_a_server_error(service: Service) -> None:
+    for route in ("/predict", "/feedback"):
+        r = httpx.post(
+            service.url + route,
+            content=b"[" * 100_000,
+            headers={"content-type": "application/json", **service.auth},
+        )
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"].startswith("body: nested too deeply to be a request")
+
+
 def test_a_body_within_the_limit_is_read(service: Service) -> None:
     row = json.dumps(_rows(1)[0]).encode()
     just_under = row + b" " * (MB - len(row))

@@ -11,7 +11,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -54,17 +54,27 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
         raise
+    except OSError as exc:
+        if exc.filename is None:  # not about a path the user gave: an internal error below
+            _internal(exc)
+        err.print(f"error: {exc.filename}: {exc.strerror or exc}", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     except Exception as exc:
-        if os.environ.get("FLYWHEEL_DEBUG"):
-            raise
-        line = (str(exc).strip().splitlines() or [""])[0]
-        err.print(
-            f"internal error: {type(exc).__name__}: {line} (set FLYWHEEL_DEBUG=1 for the "
-            "traceback, and please report it)",
-            markup=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(1) from None
+        _internal(exc)
+
+
+def _internal(exc: BaseException) -> NoReturn:
+    """One line for what no user input explains (the traceback with FLYWHEEL_DEBUG=1); exit 1."""
+    if os.environ.get("FLYWHEEL_DEBUG"):
+        raise exc
+    line = (str(exc).strip().splitlines() or [""])[0]
+    err.print(
+        f"internal error: {type(exc).__name__}: {line} (set FLYWHEEL_DEBUG=1 for the "
+        "traceback, and please report it)",
+        markup=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(1) from None
 
 
 def _version(value: bool) -> None:

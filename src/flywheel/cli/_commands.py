@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from flywheel.cli._app import app
+from flywheel.cli._app import app, err
 from flywheel.cli._loop import mine, queue_export, queue_import, queue_list, retrain, serve
 from flywheel.cli._registry import alias, gate, models, promote
 from flywheel.cli._run import baselines, diagnose, forecast, objective_log, run, runs
@@ -64,5 +64,21 @@ queue_app.command("import")(queue_import)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    A mistake in the command line itself (an unknown option, a value out of its range) is one
+    line on stderr and exit 2, like every other bad input; ``--help`` shows the usage.
+    """
+    import sys
+
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer's own click
+
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError:  # `flywheel` or `flywheel queue` alone: typer has shown the help
+        sys.exit(2)
+    except UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        err.print(f"error: {exc.format_message()}{hint}", markup=False, soft_wrap=True)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -276,6 +276,10 @@ def card(
         if not rows:
             raise FlywheelError(f"{project.project}: no stored run yet; run `flywheel run` first")
         text = model_card(project, rows[0], model)
+        if output is not None and not output.parent.is_dir():
+            raise FlywheelError(
+                f"-o {output}: the folder {output.parent} does not exist; allowed: a file in one"
+            )
         target = output or project.store_dir / "MODEL_CARD.md"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")

@@ -42,10 +42,11 @@ def _entropy(p: np.ndarray) -> np.ndarray:
 def _fingerprint(frame: pd.DataFrame, numeric: list[str]) -> list[str]:
     """Rows that agree to 2 significant decimals after scaling count as the same (near duplicates)."""
     scaled = frame.copy()
-    for c in numeric:
-        col = pd.to_numeric(scaled[c], errors="coerce")
-        spread = float(col.std()) or 1.0
-        scaled[c] = ((col - float(col.mean())) / spread).round(1)
+    with np.errstate(all="ignore"):  # a logged 1e308 overflows the spread: it is still a row
+        for c in numeric:
+            col = pd.to_numeric(scaled[c], errors="coerce")
+            spread = float(col.std()) or 1.0
+            scaled[c] = ((col - float(col.mean())) / spread).round(1)
     return [
         hashlib.sha1(json.dumps(r, default=str).encode()).hexdigest()
         for r in scaled.to_dict(orient="records")

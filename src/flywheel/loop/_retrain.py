@@ -94,7 +94,16 @@ def retrain(project: Project) -> Retrained:
     ds, split = planned.dataset, planned.split
     added, fresh = _labelled_rows(project, list(ds.columns.features))
     added, notes = _drop_test_leaks(added, ds, split)
-    model, trained_rows = _fit(cand, ds, split, added)
+    added, absurd = _drop_absurd(added, ds)
+    notes += absurd
+    try:
+        model, trained_rows = _fit(cand, ds, split, added)
+    except ValueError as exc:  # the model refuses what it was given: say so, do not crash
+        line = (str(exc).strip().splitlines() or [""])[0]
+        raise FlywheelError(
+            f"retrain: {champion.name} cannot be fitted on train plus the {len(added):,} labelled rows "
+            f"({line}); look at their inputs with `flywheel queue list`"
+        ) from None
     objective = make_objective(
         project.objective, ds.task, project.objective_fingerprint(), str(project.path), classes=ds.classes
     )
@@ -103,6 +112,34 @@ def retrain(project: Project) -> Retrained:
     return Retrained(
         champion.name, version, trained_rows, len(added), judged_rows, len(fresh), verdict, notes
     )
+
+
+ABSURD = 1e3  # ranges' widths beyond the data's range that make an input no row to train on
+
+
+def _drop_absurd(added: pd.DataFrame, ds: Dataset) -> tuple[pd.DataFrame, list[str]]:
+    """The fed-back rows minus those with a numeric input absurdly far outside the data's range.
+
+    A service answers for any finite number (1e308 included) and logs it; training on it would
+    overflow the preprocessing and fail every retrain after. Such rows stay in the log, labelled,
+    but are not trained on: more than ``ABSURD`` times the feature's range beyond its ends.
+    """
+    if not len(added):
+        return added, []
+    keep = np.ones(len(added), dtype=bool)
+    for c in ds.columns.numeric:
+        known = pd.to_numeric(ds.X[c], errors="coerce")
+        low, high = float(known.min()), float(known.max())
+        width = max(high - low, abs(high), abs(low), 1.0)
+        values = pd.to_numeric(added[c], errors="coerce").to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            keep &= ~((values < low - ABSURD * width) | (values > high + ABSURD * width))
+    if keep.all():
+        return added, []
+    note = (
+        f"{int((~keep).sum())} labelled rows have inputs far outside the data's range and were not trained on"
+    )
+    return added.loc[keep], [note]
 
 
 def _drop_test_leaks(added: pd.DataFrame, ds: Dataset, split: Split) -> tuple[pd.DataFrame, list[str]]:

@@ -45,6 +45,10 @@ async def _read_json(request: Request) -> Any:
         raise ValueError(
             f"body: not valid JSON ({exc.__class__.__name__}: {str(exc).splitlines()[0]})"
         ) from None
+    except RecursionError:  # thousands of nested brackets: no request has that shape
+        raise ValueError(
+            'body: nested too deeply to be a request (at most a row, or {"rows": [...]})'
+        ) from None
 
 
 def _validator(schema: Schema) -> Callable[[Any, str], dict[str, Any]]:
