@@ -192,6 +192,12 @@ def test_regression_ranks_lower_is_better(tmp_path: Path) -> None:
             "models[1] 'sklearn.tree.DecisionTreeClassifier' cannot be built with params {'depth': 3}",
         ),
         (
+            ("{max_depth: 3}", "{max_depth: -3}"),  # a value scikit-learn itself refuses, before any fit
+            ModelError,
+            "models[1] 'sklearn.tree.DecisionTreeClassifier' cannot be built with params {'max_depth': -3}: "
+            "InvalidParameterError: The 'max_depth' parameter",
+        ),
+        (
             ("my_rules:predict", "my_rules:nothing"),
             ModelError,
             "baselines.rules[0] 'my_rules:nothing' does not import",

@@ -153,6 +153,11 @@ def _estimator_maker(
 
     try:  # build once now, so bad params fail before anything is fitted
         probe = build()
+        final = probe.steps[-1][1] if isinstance(probe, Pipeline) and spec.preprocess else probe
+        # scikit-learn's own check of each value, where the estimator declares its constraints
+        # (a team's subclass of BaseEstimator may not): C: -5 is refused here, not by a failed fit.
+        if hasattr(final, "_parameter_constraints") and callable(getattr(final, "_validate_params", None)):
+            final._validate_params()
     except Exception as exc:
         raise ModelError(
             f"{where}: models[{index}] {path!r} cannot be built with params {params}: "
