@@ -43,6 +43,18 @@ objective:
   target: 0.9
 """
 
+# Iris with two fitted candidates (logreg, tree) and no forecast: the small project the loop,
+# portability and crash tests run; ``{name}`` is the project's name.
+IRIS_TWO_MODELS = """\
+project: {name}
+data: {{source: builtin:iris, target: species, split: {{test: 0.3, valid: 0.2, seed: 2}}}}
+objective: {{optimize: accuracy}}
+diagnosis: {{forecast: false}}
+models:
+  - {{name: logreg, estimator: sklearn.linear_model.LogisticRegression, params: {{max_iter: 500}}}}
+  - {{name: tree, estimator: sklearn.tree.DecisionTreeClassifier, params: {{max_depth: 2, random_state: 0}}}}
+"""
+
 
 def write_project(folder: Path, text: str) -> Path:
     """Write a project file (dedented) into ``folder`` and return its path."""

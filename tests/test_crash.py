@@ -13,17 +13,9 @@ from flywheel.evaluation import read_artifact
 from flywheel.pipeline import promote, run
 from flywheel.prediction_log import LOG_NAME, PredictionLog, PredictionRecord
 from flywheel.registry import DB_NAME, open_store
-from helpers import FLYWHEEL, write_project
+from helpers import FLYWHEEL, IRIS_TWO_MODELS, write_project
 
-PROJECT = """\
-project: crashing
-data: {source: builtin:iris, target: species, split: {test: 0.3, valid: 0.2, seed: 2}}
-objective: {optimize: accuracy}
-diagnosis: {forecast: false}
-models:
-  - {name: logreg, estimator: sklearn.linear_model.LogisticRegression, params: {max_iter: 500}}
-  - {name: tree, estimator: sklearn.tree.DecisionTreeClassifier, params: {max_depth: 2, random_state: 0}}
-"""
+PROJECT = IRIS_TWO_MODELS.format(name="crashing")
 
 
 def _killed(args: list[str], *, after: float | None = None, when: Path | None = None) -> None:

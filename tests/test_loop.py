@@ -31,7 +31,7 @@ from flywheel.prediction_log import (
 )
 from flywheel.project import load_project
 from flywheel.registry import open_store
-from helpers import slice_ns, write_project
+from helpers import IRIS_TWO_MODELS, slice_ns, write_project
 
 
 def _record(i: int, row: dict | None = None) -> PredictionRecord:
@@ -309,15 +309,7 @@ def test_selection_folds_duplicates_and_keeps_classes_diverse() -> None:
     assert _select(frame, labels, score, [[]] * 8, 3, None, schema) == []  # nothing hard: nothing mined
 
 
-IRIS = """\
-project: iris-loop
-data: {source: builtin:iris, target: species, split: {test: 0.3, valid: 0.2, seed: 2}}
-objective: {optimize: accuracy}
-diagnosis: {forecast: false}
-models:
-  - {name: logreg, estimator: sklearn.linear_model.LogisticRegression, params: {max_iter: 500}}
-  - {name: tree, estimator: sklearn.tree.DecisionTreeClassifier, params: {max_depth: 2, random_state: 0}}
-"""
+IRIS = IRIS_TWO_MODELS.format(name="iris-loop")
 
 
 @pytest.fixture

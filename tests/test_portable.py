@@ -16,19 +16,11 @@ from flywheel.errors import ModelError
 from flywheel.pipeline import promote, run
 from flywheel.project import load_project
 from flywheel.registry import DB_NAME, SCHEMA_VERSION, load_alias, open_store
-from helpers import write_project
+from helpers import IRIS_TWO_MODELS, write_project
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
-PROJECT = """\
-project: portable
-data: {source: builtin:iris, target: species, split: {test: 0.3, valid: 0.2, seed: 2}}
-objective: {optimize: accuracy}
-diagnosis: {forecast: false}
-models:
-  - {name: logreg, estimator: sklearn.linear_model.LogisticRegression, params: {max_iter: 500}}
-  - {name: tree, estimator: sklearn.tree.DecisionTreeClassifier, params: {max_depth: 2, random_state: 0}}
-"""
+PROJECT = IRIS_TWO_MODELS.format(name="portable")
 
 
 @pytest.fixture
