@@ -60,6 +60,7 @@ def api(service: tuple[Server, dict[str, str]]) -> schemathesis.BaseSchema:
 OPERATIONS = [
     ("POST", "/predict"),
     ("POST", "/feedback"),
+    ("POST", "/outcome"),
     ("GET", "/review/next"),
     ("POST", "/review/{item_id}"),
     ("GET", "/health"),
@@ -105,6 +106,10 @@ def test_the_answers_that_succeed_fit_the_document(
         "/feedback", "POST", body={"prediction_id": one["prediction_id"], "label": "class_2", "by": "x"}
     )
     assert fed["replaces"] is None and fed["conflict"] is False
+    told = call(
+        "/outcome", "POST", body={"prediction_id": one["prediction_id"], "name": "click", "value": True}
+    )
+    assert told["value"] == 1.0
     item = call("/review/next", "GET")
     assert item["reasons"][0].startswith("conflict") and len(item["conflict"]) == 2
     done = call(
@@ -118,4 +123,5 @@ def test_the_document_names_every_refusal(api: schemathesis.BaseSchema) -> None:
     paths = api.raw_schema["paths"]
     assert set(paths["/predict"]["post"]["responses"]) >= {"200", "413", "422", "503"}
     assert set(paths["/feedback"]["post"]["responses"]) >= {"200", "401", "404", "413", "422"}
+    assert set(paths["/outcome"]["post"]["responses"]) >= {"200", "401", "404", "413", "422"}
     assert "bearer" in str(api.raw_schema["components"]["securitySchemes"]).lower()

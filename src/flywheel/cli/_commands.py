@@ -11,6 +11,7 @@ import typer
 
 from flywheel.cli._app import app, err
 from flywheel.cli._loop import mine, queue_export, queue_import, queue_list, retrain, serve
+from flywheel.cli._monitor import monitor
 from flywheel.cli._registry import alias, gate, models, promote
 from flywheel.cli._run import baselines, diagnose, forecast, objective_log, run, runs
 from flywheel.cli._scoping import assess, card, demo, init, phase_back, phase_show, portfolio
@@ -36,6 +37,7 @@ for command in (
     portfolio,
     card,
     serve,
+    monitor,
     mine,
     retrain,
 ):

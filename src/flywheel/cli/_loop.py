@@ -27,6 +27,28 @@ __all__ = [
 ]
 
 
+ShadowOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="NAME",
+        help="Also run NAME on every /predict request and log its answers (table 'shadow', same "
+        "prediction ids), never returning them. NAME is an alias (e.g. challenger) or a saved "
+        "model (its newest version), fixed for the service's life: promotions move only the "
+        "served model.",
+    ),
+]
+PilotOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="NAME:SHARE",
+        help="Answer SHARE of the requests (0 < SHARE <= 1, e.g. challenger:0.1) with NAME and the "
+        "rest with the served model; on each request the other model runs as its shadow, so "
+        "every request has both answers logged. A request is NAME's when the SHA-256 of its first "
+        "prediction id, read as a fraction, is below SHARE. NAME is fixed as for --shadow.",
+    ),
+]
+
+
 def serve(
     path: PathArg = Path("."),
     model: Annotated[
@@ -56,8 +78,8 @@ def serve(
     token_file: Annotated[
         Path | None,
         typer.Option(
-            help="Require 'Authorization: Bearer <token>' on /feedback and /review; the token is read "
-            "from this file, or generated into it (mode 0600) when it does not exist. /predict stays open."
+            help="Require 'Authorization: Bearer <token>' on /feedback, /outcome, /review; the token is "
+            "read from this file, or generated into it (mode 0600) when missing. /predict stays open."
         ),
     ] = None,
     queue_size: Annotated[
@@ -80,11 +102,13 @@ def serve(
             "never waits behind it) or on the event loop itself (one process less, one model copy less).",
         ),
     ] = True,
+    shadow: ShadowOpt = None,
+    pilot: PilotOpt = None,
 ) -> None:
-    """Serve the champion: POST /predict (logged), POST /feedback, GET /review/next, POST /review/ID,
-    GET /health, GET /metrics, /docs."""
+    """Serve the champion: POST /predict (logged), POST /feedback, POST /outcome, GET /review/next,
+    POST /review/ID, GET /health, GET /metrics, /docs."""
     from flywheel.project import load_project
-    from flywheel.serving import ServeOptions
+    from flywheel.serving import ServeOptions, parse_pilot
     from flywheel.serving import serve as run_service
 
     with user_errors():
@@ -101,6 +125,8 @@ def serve(
             allow_new_classes=allow_new_classes,
             model_process=model_process,
             token_file=token_file,
+            shadow=shadow,
+            pilot=None if pilot is None else parse_pilot(pilot),
         )
         run_service(load_project(path), host=host, port=port, options=options)
 

@@ -61,6 +61,14 @@ def promote(
     name: Annotated[str, typer.Argument(help="The candidate model to make champion.")],
     path: PathArg = Path("."),
     force: Annotated[bool, typer.Option(help="Promote even if the gate does not pass (recorded).")] = False,
+    on: Annotated[
+        str,
+        typer.Option(
+            help="test: judge NAME against the champion on the test split (default); traffic: on the "
+            "traffic-labelled requests both answered while NAME ran as shadow or pilot "
+            "(exit 1 fail, 3 inconclusive)."
+        ),
+    ] = "test",
     workers: WorkersOpt = None,
 ) -> None:
     """Make NAME the champion if it passes the gate against the current one (exit 1 and why if not)."""
@@ -68,6 +76,11 @@ def promote(
     from flywheel.pipeline import promote as run_promote
 
     with user_errors():
+        if on not in ("test", "traffic"):
+            raise FlywheelError(f"--on must be test or traffic; got {on!r}")
+        if on == "traffic":
+            _promote_on_traffic(name, path, force)
+            return
         verdict, model = run_promote(name, path, force=force, executor=LocalExecutor(workers))
         if verdict is not None and verdict.status != "pass":
             err.print(
@@ -78,6 +91,30 @@ def promote(
             raise typer.Exit(1)
         how = " (forced past the gate)" if force else ""
         out.print(f"champion is now {model['name']} v{model['version']}{how}", soft_wrap=True)
+
+
+def _promote_on_traffic(name: str, path: Path, force: bool) -> None:
+    from flywheel.monitoring import promote_on_traffic
+    from flywheel.project import load_project
+
+    if force:
+        raise FlywheelError("--force and --on traffic cannot go together: forcing needs no evidence")
+    verdict, model = promote_on_traffic(load_project(path), name)
+    for line in verdict.notes:
+        out.print(f"  {line}", soft_wrap=True, markup=False)
+    if verdict.status != "pass":
+        err.print(
+            f"refused: {model['name']} v{model['version']} does not pass the gate on traffic "
+            f"({verdict.status}): {verdict.reasons[0]}",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(verdict.exit_code)
+    out.print(
+        f"champion is now {model['name']} v{model['version']} (on traffic: {verdict.reasons[0]})",
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 def alias(

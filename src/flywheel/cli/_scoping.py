@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flywheel.cli._app import JsonOpt, PathArg, out, user_errors
+from flywheel.cli._app import JsonOpt, PathArg, err, out, user_errors
 from flywheel.cli._render import print_result
 from flywheel.cli._run import run_with_progress
 from flywheel.cli._store import from_store
@@ -160,44 +161,140 @@ def assess(path: PathArg = Path("."), as_json: JsonOpt = False) -> None:
 
 
 def phase_show(path: PathArg = Path("."), as_json: JsonOpt = False) -> None:
-    """The current phase (inferred from what exists) and the timeline."""
+    """The current phase (inferred from what exists), the timeline, and the moves `flywheel monitor`
+    proposes (accept one with `flywheel phase back --accept ID`)."""
     from flywheel.project import load_project
-    from flywheel.scoping import gather
+    from flywheel.scoping import gather, monitor_problem, proposals, read_monitor
 
     with user_errors():
-        state = gather(load_project(path), read_data=False).phase
+        project = load_project(path)
+        found = gather(project, read_data=False)
+        state, monitor = found.phase, read_monitor(project)
+        open_ = proposals(project, found.events)
+        problem = monitor_problem(project) if monitor is None else None
+        if problem:
+            err.print(f"warning: {problem}", markup=False, soft_wrap=True)
         if as_json:
-            sys.stdout.write(json.dumps(state.to_dict(), indent=2, default=str) + "\n")
+            watched = None if monitor is None else {k: monitor[k] for k in ("at", "champion", "verdict")}
+            payload = {**state.to_dict(), "monitor": watched, "proposals": open_}
+            sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
             return
         out.print(f"phase: [bold]{state.phase}[/] — {escape(state.reason)}", soft_wrap=True)
         for t in state.timeline:
             out.print(
-                f"  {(t['at'] or '')[:16].replace('T', ' ')}  {t['phase']:<10} {t['what']}", markup=False
+                f"  {(t['at'] or '')[:16].replace('T', ' ')}  {t['phase']:<10} {t['what']}",
+                markup=False,
+                soft_wrap=True,
             )
+        if monitor is not None:
+            stale = bool(found.artifacts.get("champion")) and not found.artifacts.get("monitored")
+            _print_proposals(monitor, open_, str(path), state.phase, stale=stale)
+
+
+def _print_proposals(
+    monitor: dict[str, Any], open_: list[dict[str, Any]], where: str, current: str, *, stale: bool
+) -> None:
+    """The monitor's open proposals, each with its evidence, and the command that accepts one."""
+    from flywheel.scoping import PHASES
+
+    at = monitor["at"][:16].replace("T", " ")
+    watched = monitor["champion"]
+    if stale and watched is not None:
+        out.print(
+            f"note: the latest monitor run watched {watched['name']} v{watched['version']}, not the "
+            f"current champion; `flywheel monitor {where}` watches the current one",
+            soft_wrap=True,
+            markup=False,
+        )
+    if not open_:
+        out.print(f"monitor ({at}, {monitor['verdict']}): no open proposals", markup=False)
+        return
+    out.print(f"[bold]proposed by the monitor[/] ({at}, {monitor['verdict']}):")
+    movable = [p for p in open_ if PHASES.index(p["to"]) < PHASES.index(current)]
+    for p in open_:
+        held = "" if p in movable else f" (not before the current phase {current})"
+        out.print(f"  {p['id']} → {p['to']}{held}: {p['reason']}", soft_wrap=True, markup=False)
+        for line in p["evidence"]:
+            out.print(f"      {line}", soft_wrap=True, markup=False)
+        if p["window"]:
+            out.print(f"      window: {p['window']}", soft_wrap=True, markup=False)
+    if movable:
+        out.print(
+            f"accept one: flywheel phase back --accept {movable[0]['id']} {where}",
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 def phase_back(
     path: PathArg = Path("."),
     to: Annotated[str, typer.Option("--to", help="The earlier phase: planning, data or training.")] = "",
     reason: Annotated[str, typer.Option("--reason", help="Why the project goes back.")] = "",
+    accept: Annotated[
+        str,
+        typer.Option(
+            "--accept",
+            help="Accept the monitor's proposal with this id (see `flywheel phase show`): its phase, "
+            "reason and evidence are recorded; --reason adds a note.",
+        ),
+    ] = "",
 ) -> None:
-    """Record a loop-back to an earlier phase and why (--to data --reason "labels unreliable")."""
-    from datetime import UTC, datetime
-
+    """Record a loop-back to an earlier phase and why (--to data --reason "labels unreliable"), or
+    accept a move the monitor proposes (--accept data-drift)."""
     from flywheel.project import load_project
     from flywheel.registry import open_store
-    from flywheel.scoping import gather, validate_move
+    from flywheel.scoping import accepted_reason, gather, validate_move
 
     with user_errors():
         project = load_project(path)
-        state = gather(project).phase
-        target = validate_move(state.phase, to, reason)
+        found = gather(project)
+        state, when = found.phase, datetime.now(UTC)
+        if accept:
+            proposal = _open_proposal(project, found.events, accept, to)
+            when = max(when, _monitor_at(project))
+            text = accepted_reason(proposal, reason)
+            target = validate_move(
+                state.phase, proposal["to"], text, given=f"--accept {accept} (to {proposal['to']})"
+            )
+        else:
+            text = reason.strip()
+            target = validate_move(state.phase, to, text)
         store = open_store(project.store_dir)
         try:
-            store.record_phase(project.project, datetime.now(UTC), state.phase, target, reason.strip())
+            store.record_phase(project.project, when, state.phase, target, text)
         finally:
             store.close()
-        out.print(f"phase: {state.phase} → {target} ({reason.strip()})", markup=False)
+        out.print(f"phase: {state.phase} → {target} ({text})", markup=False, soft_wrap=True)
+
+
+def _open_proposal(project: Any, events: list[dict[str, Any]], accept: str, to: str) -> dict[str, Any]:
+    """The open proposal ``accept`` names; one-line errors naming the open ones, or a --to against it."""
+    from flywheel.errors import ProjectError
+    from flywheel.scoping import proposals
+
+    open_ = proposals(project, events)
+    chosen = next((p for p in open_ if p["id"] == accept), None)
+    if chosen is None:
+        listed = ", ".join(p["id"] for p in open_)
+        raise ProjectError(
+            f"--accept: no open proposal {accept!r}; "
+            + (f"open: {listed}" if listed else "none open; run `flywheel monitor` first")
+        )
+    if to and to != chosen["to"]:
+        raise ProjectError(
+            f"--to {to} disagrees with proposal {accept!r}, which goes to {chosen['to']}; "
+            f"leave --to out or give --to {chosen['to']}"
+        )
+    return chosen
+
+
+def _monitor_at(project: Any) -> datetime:
+    """When the latest monitor run was; a move that accepts its proposal is recorded no earlier,
+    so that it counts as accepted even when the monitor's clock ran ahead of this one."""
+    from flywheel.scoping import read_monitor
+
+    monitor = read_monitor(project)
+    return datetime.fromisoformat(monitor["at"]) if monitor else datetime.min.replace(tzinfo=UTC)
 
 
 def portfolio(

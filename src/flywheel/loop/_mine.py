@@ -3,11 +3,18 @@
 Mining scores logged predictions without feedback (and an optional pool file of unlabelled
 rows) with the champion, and nominates the ones a label would teach most, each with its reason
 codes: ``low-margin`` (top two classes close), ``high-entropy``, ``disagreement`` (the challenger
-predicts otherwise), ``weak-class`` and ``weak-segment`` (the latest diagnosis's weak spots), and
-``label-error`` for feedback that confident learning (cleanlab's ``find_label_issues``, on the
-champion's probabilities — out of sample, since feedback rows were never trained on) says is
-probably wrong. Exact and near duplicates are folded, and per-class quotas keep one confusing
-class from filling the queue. The nominations go to the review queue (``_queue``).
+predicts otherwise), ``weak-class`` and ``weak-segment`` (the latest diagnosis's weak spots),
+``out-of-range`` and ``wide-spread`` (``_novelty``), ``drift`` (the input lies in the region where
+`flywheel monitor` last saw the champion's live inputs drift), and ``label-error`` for feedback
+that confident learning (cleanlab's ``find_label_issues``, on the champion's probabilities — out
+of sample, since feedback rows were never trained on) says is probably wrong. Exact and near
+duplicates are folded, and per-class quotas keep one confusing class from filling the queue.
+
+Drift rows are often ones the champion answers confidently (it extrapolates without doubt), so
+their score alone would leave them behind the uncertain rows; yet after "input drift → back to
+data" the person expects the queue to hold the drifted region. Up to half the budget is offered to
+drift rows first (hardest first, under the same folding and quotas); the rest goes by score. The
+nominations go to the review queue (``_queue``).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import math
 import time
 import uuid
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from flywheel.errors import DataError, ModelError
-from flywheel.loop._novelty import score_out_of_range, score_spread
+from flywheel.loop._novelty import score_drift, score_out_of_range, score_spread
 from flywheel.loop._queue import QueueItem, _enqueue, _json_value, _log_path, expire_items, list_queue
 from flywheel.prediction_log import read_labels, read_predictions
 from flywheel.project import Project
@@ -141,7 +149,8 @@ def _nominate(
     if challenger is not None:
         _score_disagreement(challenger, frame, labels, score, reasons)
     _score_weak_spots(project, frame, labels, score, reasons)
-    chosen = _select(frame, labels, score, reasons, budget, quota_share, champion.schema)
+    drifted = score_drift(frame, _drift_region(project, champion), score, reasons)
+    chosen = _select(frame, labels, score, reasons, budget, quota_share, champion.schema, first=drifted)
     items = [
         QueueItem(
             uuid.uuid4().hex[:16],
@@ -157,6 +166,13 @@ def _nominate(
         for i in chosen
     ]
     return items
+
+
+def _drift_region(project: Project, champion: Any) -> list[dict[str, Any]]:
+    """The latest monitor run's drift region, when it watched this champion; else empty."""
+    from flywheel.scoping import drift_region
+
+    return drift_region(project, champion.model_id)
 
 
 def _typed_rows(rows: list[dict[str, Any]], schema: Any) -> pd.DataFrame:
@@ -225,6 +241,38 @@ def _score_weak_spots(
             reasons[int(j)].append(f"weak-segment ({seg['description']})")
 
 
+@dataclass
+class _Picker:
+    """Rows chosen so far, with the fingerprints seen and each predicted class's count."""
+
+    prints: list[str]
+    label_text: np.ndarray
+    quota: int
+    seen: set[str] = field(default_factory=set)
+    per_class: dict[str, int] = field(default_factory=dict)
+    chosen: list[int] = field(default_factory=list)
+    deferred: list[int] = field(default_factory=list)
+
+    def walk(self, order: list[int], reasons: list[list[str]], limit: int) -> None:
+        """Choose from ``order`` until ``limit`` rows are chosen in all; over-quota rows wait."""
+        for i in order:
+            if len(self.chosen) >= limit:
+                return
+            if not reasons[i] or self.prints[i] in self.seen:
+                continue  # nothing makes it hard (not worth a label), or a near duplicate
+            self.seen.add(self.prints[i])
+            label = self.label_text[i]
+            if self.per_class.get(label, 0) >= self.quota:
+                self.deferred.append(i)
+                continue
+            self.per_class[label] = self.per_class.get(label, 0) + 1
+            self.chosen.append(i)
+
+    def filled(self, budget: int) -> list[int]:
+        """The chosen rows; the quota keeps variety, spare budget still goes to the rows it held back."""
+        return self.chosen + self.deferred[: max(0, budget - len(self.chosen))]
+
+
 def _select(
     frame: pd.DataFrame,
     labels: Any,
@@ -233,36 +281,21 @@ def _select(
     budget: int,
     quota_share: float | None,
     schema: Any,
+    *,
+    first: np.ndarray | None = None,
 ) -> list[int]:
-    """Highest scores first, near duplicates folded, each predicted class held to its quota."""
+    """Highest scores first, near duplicates folded, each predicted class held to its quota; rows
+    marked in ``first`` (the drifted region) are offered up to half the budget before the rest."""
     numeric = [c for c, k in schema.features.items() if k == "numeric"]
-    prints = _fingerprint(frame, numeric)
     label_text = np.asarray(labels).astype(str)
     k = max(1, len(set(label_text)))
     quota = max(1, math.ceil(budget * (quota_share if quota_share is not None else 1.0 / k)))
     order = sorted(range(len(frame)), key=lambda i: (-score[i], i))
-    seen: set[str] = set()
-    per_class: dict[str, int] = {}
-    chosen: list[int] = []
-    deferred: list[int] = []
-    for i in order:
-        if not reasons[i]:
-            continue  # nothing makes it hard: not worth a label
-        if prints[i] in seen:
-            continue
-        seen.add(prints[i])
-        if per_class.get(label_text[i], 0) >= quota:
-            deferred.append(i)
-            continue
-        per_class[label_text[i]] = per_class.get(label_text[i], 0) + 1
-        chosen.append(i)
-        if len(chosen) >= budget:
-            return chosen
-    for i in deferred:  # the quota keeps variety; spare budget still goes to the hardest rows
-        if len(chosen) >= budget:
-            break
-        chosen.append(i)
-    return chosen
+    picker = _Picker(_fingerprint(frame, numeric), label_text, quota)
+    if first is not None and first.any():
+        picker.walk([i for i in order if first[i]], reasons, math.ceil(budget / 2))
+    picker.walk(order, reasons, budget)
+    return picker.filled(budget)
 
 
 def _label_errors(project: Project, champion: Any, room: int, now: float) -> list[QueueItem]:

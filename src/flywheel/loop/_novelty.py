@@ -1,12 +1,16 @@
 """Reasons to review a prediction that need no class probabilities: inputs outside the data the
-model learnt from, and (for regression) members of an ensemble that disagree.
+model learnt from, inputs in the region where `flywheel monitor` saw the live data drift, and (for
+regression) members of an ensemble that disagree.
 
 Uncertainty from probabilities covers classifiers; a regressor, or a classifier with no scores at
 all, still has predictions worth a person's look. An input outside the range of every value the
 project's data holds for a feature is one the model extrapolates on, whatever its output says.
 For a regressor built from many trees (a random forest, extra trees, bagging), the spread of its
 members' predictions is its own uncertainty: a row where they disagree widely is one a label
-would settle.
+would settle. Where the monitor found the live inputs drifting (a feature's values moved into
+ranges, or categories, the training data holds few of), the model answers from little evidence
+and its next training set is short of exactly those rows: labels there are what the move back to
+data asks for.
 """
 
 from __future__ import annotations
@@ -17,11 +21,73 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "DRIFT_WEIGHT",
+    "in_drift_region",
+    "score_drift",
     "score_out_of_range",
     "score_spread",
 ]
 
 WIDE = 1.25  # a spread this many times the batch's median is a reason to look (about the widest tenth)
+DRIFT_WEIGHT = 1.0  # as much as an input outside the data: the model saw little like it
+
+
+def _entry_hits(frame: pd.DataFrame, entry: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
+    """(rows inside one drift-region entry, a description of each row's hit)."""
+    col = entry["feature"]
+    n = len(frame)
+    if entry["kind"] == "numeric":
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+        inside = np.zeros(n, dtype=bool)
+        said = [""] * n
+        for low, high in entry["ranges"]:
+            hit = (values >= low) & (values <= high) & ~inside
+            for j in np.flatnonzero(hit):
+                said[int(j)] = f"{col} {values[int(j)]:.4g} in [{low:.4g}, {high:.4g}]"
+            inside |= hit
+        return inside, said
+    wanted = {str(v) for v in entry["values"]}
+    column = frame[col]
+    inside = (column.notna() & column.astype(str).isin(wanted)).to_numpy(dtype=bool)
+    return inside, [f"{col} {v!s}" if hit else "" for v, hit in zip(column, inside, strict=True)]
+
+
+def in_drift_region(frame: pd.DataFrame, region: list[dict[str, Any]]) -> tuple[np.ndarray, list[str | None]]:
+    """Which rows lie in the drift ``region`` (any entry: a value in one of a numeric feature's
+    ranges, bounds included, or among a categorical feature's values), and for each the first hit.
+
+    Entries for a feature the frame lacks are skipped: the region may come from a monitor of
+    another schema version.
+    """
+    inside = np.zeros(len(frame), dtype=bool)
+    first: list[str | None] = [None] * len(frame)
+    counts = np.zeros(len(frame), dtype=int)
+    for entry in region:
+        if entry["feature"] not in frame:
+            continue
+        hit, said = _entry_hits(frame, entry)
+        for j in np.flatnonzero(hit):
+            i = int(j)
+            counts[i] += 1
+            if first[i] is None:
+                first[i] = said[i]
+        inside |= hit
+    for j in np.flatnonzero(counts > 1):
+        i = int(j)
+        first[i] = f"{first[i]} and {counts[i] - 1} more"
+    return inside, first
+
+
+def score_drift(
+    frame: pd.DataFrame, region: list[dict[str, Any]], score: np.ndarray, reasons: list[list[str]]
+) -> np.ndarray:
+    """Add ``DRIFT_WEIGHT`` to ``score`` per row in the drift ``region``; drift. Returns the rows."""
+    inside, first = in_drift_region(frame, region)
+    score += inside * DRIFT_WEIGHT
+    for j in np.flatnonzero(inside):
+        i = int(j)
+        reasons[i].append(f"drift ({first[i]})")
+    return inside
 
 
 def score_out_of_range(frame: pd.DataFrame, schema: Any, score: np.ndarray, reasons: list[list[str]]) -> None:

@@ -26,7 +26,7 @@ from flywheel.metrics._systems import SYSTEMS_METRICS, SystemsMetric
 if TYPE_CHECKING:
     from flywheel.metrics._accumulate import Accumulator
     from flywheel.metrics._compare import Comparison, compare, rows_to_decide
-    from flywheel.metrics._confusion import ConfusionAccumulator
+    from flywheel.metrics._confusion import ConfusionAccumulator, label_metric
     from flywheel.metrics._engine import Estimate, Scores, score
     from flywheel.metrics._inputs import prepare
     from flywheel.metrics._statistics import wilson_interval
@@ -39,6 +39,7 @@ _LAZY = {
     "compare": "_compare",
     "rows_to_decide": "_compare",
     "ConfusionAccumulator": "_confusion",
+    "label_metric": "_confusion",
     "Estimate": "_engine",
     "Scores": "_engine",
     "score": "_engine",
@@ -72,6 +73,7 @@ __all__ = [
     "compare",
     "get_metric",
     "is_metric",
+    "label_metric",
     "metric_names",
     "parse_metric",
     "prepare",

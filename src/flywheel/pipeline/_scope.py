@@ -8,7 +8,7 @@ from typing import Any
 from flywheel.project import Project
 from flywheel.registry import Store, flywheel_summary
 from flywheel.results import RunResult
-from flywheel.scoping import assess, stored_phase
+from flywheel.scoping import assess, monitored, stored_phase
 
 __all__ = [
     "scope_run",
@@ -30,7 +30,13 @@ def scope_run(proj: Project, db: Store | None, result: RunResult, frame: Any) ->
     runs.append({"id": result.run_id, "started_at": result.started_at.isoformat(), "candidates": candidates})
     loop = flywheel_summary(proj)
     artifacts, state = stored_phase(
-        loop, data_loads=True, runs=runs, champion=champion, events=events, models=models
+        loop,
+        data_loads=True,
+        runs=runs,
+        champion=champion,
+        events=events,
+        models=models,
+        monitored=monitored(proj, champion),
     )
     assessment = assess(proj, result.to_dict(), frame=frame.head(2000), artifacts=artifacts)
     return replace(result, assessment=assessment, phase=state, flywheel=loop)

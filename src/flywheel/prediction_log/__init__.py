@@ -1,13 +1,21 @@
-"""The prediction log: one writer process group-commits predictions and feedback to SQLite; the
-service sends it records through a pipe, and mining, retraining and reports read the file.
+"""The prediction log: one writer process group-commits predictions, the answers of shadow models,
+feedback and outcomes to SQLite; the service sends it records through a pipe, and mining,
+retraining, monitoring and reports read the file.
 
 It sits below serving and the loop (both use it) and imports nothing of flywheel: the writer runs
 as a script of its own, started in a fraction of a second when the service needs a new one.
 """
 
 from flywheel.prediction_log._log import PredictionLog
-from flywheel.prediction_log._read import in_conflict, read_feedback, read_labels, read_predictions
-from flywheel.prediction_log._records import LOG_NAME, LogFull, LogWriteError, PredictionRecord
+from flywheel.prediction_log._read import (
+    in_conflict,
+    read_feedback,
+    read_labels,
+    read_outcomes,
+    read_predictions,
+    read_shadow,
+)
+from flywheel.prediction_log._records import LOG_NAME, LogFull, LogWriteError, PredictionRecord, ShadowRecord
 from flywheel.prediction_log._writer import (
     ACK,
     FRAME,
@@ -31,13 +39,16 @@ __all__ = [
     "PredictionLog",
     "PredictionRecord",
     "SCHEMA",
+    "ShadowRecord",
     "connect",
     "in_conflict",
     "main",
     "pack_frame",
     "read_feedback",
     "read_labels",
+    "read_outcomes",
     "read_predictions",
+    "read_shadow",
     "short_slice",
     "take_frames",
     "write_all",

@@ -1,4 +1,5 @@
-"""The durable prediction log: every prediction and every feedback label, group-committed.
+"""The durable prediction log: every prediction (and its shadow answers), every feedback label and
+every outcome, group-committed.
 
 A service must not answer faster than it can remember. Each submission goes to one writer —
 a process of its own (:mod:`flywheel.prediction_log._writer`), so it never competes with the request path
@@ -47,13 +48,23 @@ from typing import Any, Literal
 
 import flywheel.prediction_log._writer as _writer
 from flywheel.prediction_log._read import _FEEDBACK, _as_dict, _feedback_dict
-from flywheel.prediction_log._records import Ack, LogFull, LogWriteError, PredictionRecord, _Feedback
+from flywheel.prediction_log._records import (
+    Ack,
+    LogFull,
+    LogWriteError,
+    PredictionRecord,
+    Record,
+    ShadowRecord,
+    _Feedback,
+    _Outcome,
+)
 from flywheel.prediction_log._writer import ACK, PipeOut, connect, pack_frame
 
 __all__ = [
     "PredictionLog",
 ]
 
+_RECORDS = (PredictionRecord, ShadowRecord, _Feedback, _Outcome)  # one record, not a sequence of them
 _MAX_BUFFERED = 64 << 20  # bytes waiting for the writer's pipe before submissions are refused
 
 
@@ -163,8 +174,11 @@ class PredictionLog:
             )
             self._ack_thread.start()
 
-    def submit(self, records: PredictionRecord | _Feedback | Sequence[Any], ack: Ack | None = None) -> None:
+    def submit(self, records: Record | Sequence[Record], ack: Ack | None = None) -> None:
         """Hand records to the writer; ``ack(None)`` runs once all are durable (``ack(error)`` if not).
+
+        ``records`` is one record or a sequence of them, of any kind (:class:`PredictionRecord`,
+        :class:`ShadowRecord`, feedback, outcomes); they are written in one transaction.
 
         In ``fast`` mode ``ack(None)`` runs at once. With an event loop, acknowledgements run on
         the loop's thread; without one, on the log's acknowledgement thread.
@@ -175,10 +189,10 @@ class PredictionLog:
             When ``queue_size`` records already wait for the writer, or the log is closed
             (nothing was handed over).
         """
-        batch = [records] if isinstance(records, PredictionRecord | _Feedback) else list(records)
+        batch = [records] if isinstance(records, _RECORDS) else list(records)
         if not batch:
             raise ValueError("submit: no records")
-        frame = pack_frame([("p" if isinstance(r, PredictionRecord) else "f", r.row()) for r in batch])
+        frame = pack_frame([(r.kind, r.row()) for r in batch])
         with self._send_lock:
             if self._stopped:
                 raise LogFull("the prediction log is closed")
@@ -285,6 +299,10 @@ class PredictionLog:
     ) -> None:
         """Hand a feedback label for a logged prediction to the writer."""
         self.submit(_Feedback(prediction_id, label, source, time.time(), origin), ack)
+
+    def add_outcome(self, prediction_id: str, name: str, value: float, ack: Ack | None = None) -> None:
+        """Hand an outcome (a downstream event and its value) for a logged prediction to the writer."""
+        self.submit(_Outcome(prediction_id, name, float(value), time.time()), ack)
 
     def _send(self, writer: _WriterProcess, frame: bytes) -> bool:
         """Write a frame to the writer's pipe; whether all of it is there (else it is buffered)."""

@@ -1,13 +1,16 @@
-"""Reading the prediction log's file: logged predictions and feedback labels, as plain dicts.
+"""Reading the prediction log's file: logged predictions, feedback labels, shadow answers and
+outcomes, as plain dicts.
 
 Mining, retraining and reports read the file directly (no writer, no service): each call opens
-its own connection and closes it, and a log that does not exist yet reads as empty.
+its own connection and closes it, and a log that does not exist yet reads as empty. A log written
+before a table existed gains it (empty) when opened, so every reader works on every log.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,8 +21,12 @@ __all__ = [
     "in_conflict",
     "read_feedback",
     "read_labels",
+    "read_outcomes",
     "read_predictions",
+    "read_shadow",
 ]
+
+_CHUNK = 500  # ids per query: far below SQLite's limit on bound parameters (32766; 999 before 3.32)
 
 
 def _as_dict(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -47,8 +54,8 @@ def read_predictions(
         if ids is not None:
             wanted = list(ids)
             rows: list[Any] = []
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
                 rows += conn.execute(query + f" WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall()
             rows.sort(key=lambda r: r[1])
         elif since is not None:
@@ -145,3 +152,77 @@ def read_labels(path: Path, *, conflicts_only: bool = False) -> list[dict[str, A
         if conflict or not conflicts_only:
             labels.append({**seen[-1], "history": seen, "conflict": conflict})
     return labels
+
+
+def _by_prediction(
+    conn: sqlite3.Connection, query: str, ids: Iterable[str] | None, order: str
+) -> list[tuple[Any, ...]]:
+    """Rows of ``query`` (its first column is the row's order), all or those of these prediction ids,
+    in that order."""
+    if ids is None:
+        return list(conn.execute(f"{query} ORDER BY {order}").fetchall())
+    wanted = list(dict.fromkeys(ids))
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        where = f" WHERE prediction_id IN ({','.join('?' * len(chunk))})"
+        rows += conn.execute(query + where, chunk).fetchall()
+    rows.sort(key=lambda r: r[0])
+    return rows
+
+
+def read_shadow(path: Path, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """The answers of models that ran on logged requests but were not returned, in the order written.
+
+    Parameters
+    ----------
+    path
+        The log's file.
+    ids
+        Prediction ids: only the shadow answers to these predictions (all when None).
+
+    Returns
+    -------
+    list of dict
+        One per shadow answer, with ``prediction_id`` (the prediction that was returned for the
+        same input), ``model``, ``version``, ``prediction``, ``probabilities`` (None for a
+        regression) and ``latency_ms`` (the shadow model's own time). A prediction has one shadow
+        answer per model and version that ran beside it (none when it had no shadow).
+    """
+    if not path.exists():
+        return []
+    query = "SELECT rowid, prediction_id, model, version, prediction, probabilities, latency_ms FROM shadow"
+    conn = connect(path)
+    try:
+        rows = _by_prediction(conn, query, ids, "rowid")
+    finally:
+        conn.close()
+    return [
+        {
+            "prediction_id": r[1],
+            "model": r[2],
+            "version": r[3],
+            "prediction": json.loads(r[4]),
+            "probabilities": None if r[5] is None else json.loads(r[5]),
+            "latency_ms": r[6],
+        }
+        for r in rows
+    ]
+
+
+def read_outcomes(path: Path, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Outcomes (downstream events such as a click or a refund, each tied to a logged prediction),
+    oldest first: all of them, or those of the prediction ids in ``ids``.
+
+    Each is a dict with ``prediction_id``, ``name``, ``value`` (a float; true/false were stored as
+    1.0/0.0) and ``at`` (when it was recorded, Unix seconds). A prediction may have many outcomes,
+    of one name or several; every one stays in the log.
+    """
+    if not path.exists():
+        return []
+    conn = connect(path)
+    try:
+        rows = _by_prediction(conn, "SELECT id, prediction_id, name, value, at FROM outcomes", ids, "id")
+    finally:
+        conn.close()
+    return [{"prediction_id": r[1], "name": r[2], "value": r[3], "at": r[4]} for r in rows]

@@ -1,5 +1,6 @@
-"""What the prediction log holds and how it refuses: the file's name, the two record kinds (a
-prediction, a feedback label) as the rows the writer inserts, and the errors a submission can meet.
+"""What the prediction log holds and how it refuses: the file's name, the record kinds (a
+prediction, a feedback label, a shadow answer, an outcome) as the rows the writer inserts, and the
+errors a submission can meet.
 
 Kept apart from the client (:mod:`flywheel.prediction_log._log`) so that the readers and the
 service share these shapes without the writer's process machinery.
@@ -10,13 +11,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "LOG_NAME",
     "LogFull",
     "LogWriteError",
     "PredictionRecord",
+    "ShadowRecord",
 ]
 
 LOG_NAME = "predictions.db"
@@ -44,6 +46,8 @@ class PredictionRecord:
     probabilities: dict[str, float] | None
     latency_ms: float
 
+    kind: ClassVar[str] = "p"  # the writer's name for the table it goes to
+
     def row(self) -> tuple[Any, ...]:
         return (
             self.id,
@@ -58,6 +62,36 @@ class PredictionRecord:
 
 
 @dataclass(frozen=True)
+class ShadowRecord:
+    """The answer of a model that ran on a logged request but was not returned to the caller.
+
+    ``prediction_id`` is the id of the prediction that was returned (one shadow row per model and
+    version that ran beside it), so the two answers to the same input can be compared once its
+    label or its outcome is known. ``latency_ms`` is the shadow model's own time, from the moment it
+    was asked to its answer.
+    """
+
+    prediction_id: str
+    model: str
+    version: int
+    prediction: Any
+    probabilities: dict[str, float] | None
+    latency_ms: float
+
+    kind: ClassVar[str] = "s"
+
+    def row(self) -> tuple[Any, ...]:
+        return (
+            self.prediction_id,
+            self.model,
+            self.version,
+            json.dumps(self.prediction, default=str),
+            None if self.probabilities is None else json.dumps(self.probabilities),
+            self.latency_ms,
+        )
+
+
+@dataclass(frozen=True)
 class _Feedback:
     prediction_id: str
     label: str
@@ -65,5 +99,25 @@ class _Feedback:
     at: float
     origin: str = "traffic"
 
+    kind: ClassVar[str] = "f"
+
     def row(self) -> tuple[Any, ...]:
         return (self.prediction_id, self.label, self.source, self.at, self.origin)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """A downstream event (a click, a refund) tied to a logged prediction, with its value."""
+
+    prediction_id: str
+    name: str
+    value: float
+    at: float
+
+    kind: ClassVar[str] = "o"
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.prediction_id, self.name, self.value, self.at)
+
+
+Record = PredictionRecord | ShadowRecord | _Feedback | _Outcome

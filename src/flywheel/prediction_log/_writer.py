@@ -13,11 +13,14 @@ needs none of them.
 The protocol, on two pipes:
 
 - in: frames ``<u32 length><pickle of [(kind, row), ...]>``, one per submission; kind is ``"p"`` (a
-  prediction row) or ``"f"`` (a feedback row). A frame is never split across transactions, so a
-  submission is written whole or not at all.
+  prediction row), ``"f"`` (a feedback row), ``"s"`` (a shadow row: the answer of a model that ran
+  on a logged request but was not returned) or ``"o"`` (an outcome row: a downstream event tied to
+  a logged prediction). A frame is never split across transactions, so a submission is written
+  whole or not at all.
 - out: after each transaction ``ACK`` = frames done, predictions logged, feedback logged, commits,
-  records dropped, length of an error message; then the message (empty when the write succeeded).
-  Every frame up to "frames done" shares the outcome.
+  records dropped (of every kind), length of an error message; then the message (empty when the
+  write succeeded). Every frame up to "frames done" shares the outcome. Shadow rows and outcomes
+  have no counter of their own here: the service counts them when their frames are acknowledged.
 
 End of input (the service closed the pipe, or was killed) means: write everything read, apply
 retention, checkpoint, exit. So a killed service loses nothing it had handed over.
@@ -77,7 +80,33 @@ CREATE TABLE IF NOT EXISTS feedback (
     origin TEXT NOT NULL DEFAULT 'traffic'
 );
 CREATE INDEX IF NOT EXISTS feedback_prediction ON feedback(prediction_id);
+CREATE TABLE IF NOT EXISTS shadow (
+    prediction_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    prediction TEXT NOT NULL,
+    probabilities TEXT,
+    latency_ms REAL NOT NULL,
+    PRIMARY KEY (prediction_id, model, version)
+);
+CREATE TABLE IF NOT EXISTS outcomes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    prediction_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outcomes_prediction ON outcomes(prediction_id);
 """
+# Every statement above is IF NOT EXISTS: a log written before a table existed gains it the next
+# time anything connects (the service, the writer or a reader), and its rows stay as they were.
+
+_INSERTS = {
+    "p": "INSERT OR IGNORE INTO predictions VALUES (?,?,?,?,?,?,?,?)",
+    "f": "INSERT INTO feedback(prediction_id, label, source, at, origin) VALUES (?,?,?,?,?)",
+    "s": "INSERT OR IGNORE INTO shadow VALUES (?,?,?,?,?,?)",
+    "o": "INSERT INTO outcomes(prediction_id, name, value, at) VALUES (?,?,?,?)",
+}
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -106,21 +135,18 @@ class _Writer:
 
     def write(self, frames: list[list[tuple[str, tuple[Any, ...]]]]) -> str:
         """One transaction for these frames; an error message, or "" when they are durable."""
-        predictions = [row for frame in frames for kind, row in frame if kind == "p"]
-        feedback = [row for frame in frames for kind, row in frame if kind == "f"]
+        rows: dict[str, list[tuple[Any, ...]]] = {kind: [] for kind in _INSERTS}
+        for frame in frames:
+            for kind, row in frame:
+                rows[kind].append(row)
+        predictions, feedback = rows["p"], rows["f"]
         error = ""
         for attempt in range(3):
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
-                if predictions:
-                    self.conn.executemany(
-                        "INSERT OR IGNORE INTO predictions VALUES (?,?,?,?,?,?,?,?)", predictions
-                    )
-                if feedback:
-                    self.conn.executemany(
-                        "INSERT INTO feedback(prediction_id, label, source, at, origin) VALUES (?,?,?,?,?)",
-                        feedback,
-                    )
+                for kind, insert in _INSERTS.items():
+                    if rows[kind]:
+                        self.conn.executemany(insert, rows[kind])
                 self.conn.execute("COMMIT")
                 error = ""
                 break
@@ -131,7 +157,7 @@ class _Writer:
                 time.sleep(0.05 * (attempt + 1))
         self.frames += len(frames)
         if error:
-            self.dropped += len(predictions) + len(feedback)
+            self.dropped += sum(len(r) for r in rows.values())
         else:
             self.logged += len(predictions)
             self.feedback += len(feedback)
@@ -142,19 +168,34 @@ class _Writer:
         return error
 
     def apply_retention(self) -> None:
+        """Delete the predictions past retention, and their shadow answers with them (one transaction).
+
+        Feedback and outcomes stay: they are few, and they are the history labels and business
+        events are judged on."""
         self.since_retention = 0
+        doomed: list[tuple[str, float]] = []
+        if self.retention_days is not None:
+            cutoff = (datetime.now(UTC) - timedelta(days=self.retention_days)).timestamp()
+            doomed.append(("at < ?", cutoff))
+        if self.retention_rows is not None:
+            last = "(SELECT rowid FROM predictions ORDER BY rowid DESC LIMIT 1 OFFSET ?)"
+            doomed.append((f"rowid <= {last}", self.retention_rows))
+        if not doomed:
+            return
         try:
-            if self.retention_days is not None:
-                cutoff = (datetime.now(UTC) - timedelta(days=self.retention_days)).timestamp()
-                self.conn.execute("DELETE FROM predictions WHERE at < ?", (cutoff,))
-            if self.retention_rows is not None:
+            self.conn.execute("BEGIN IMMEDIATE")
+            for where, value in doomed:
+                # The shadow table's key starts with prediction_id: this is an index lookup per row.
                 self.conn.execute(
-                    "DELETE FROM predictions WHERE rowid <= "
-                    "(SELECT rowid FROM predictions ORDER BY rowid DESC LIMIT 1 OFFSET ?)",
-                    (self.retention_rows,),
+                    f"DELETE FROM shadow WHERE prediction_id IN (SELECT id FROM predictions WHERE {where})",
+                    (value,),
                 )
+                self.conn.execute(f"DELETE FROM predictions WHERE {where}", (value,))
+            self.conn.execute("COMMIT")
         except sqlite3.Error:
-            pass  # retention is retried after the next batches
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            # retention is retried after the next batches
 
     def ack(self, error: str) -> bytes:
         message = error.encode("utf-8", "replace")

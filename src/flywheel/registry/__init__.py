@@ -24,7 +24,7 @@ from flywheel.registry._store import Store, open_store, store_file
 
 if TYPE_CHECKING:
     from flywheel.registry._aliases import load_alias, save_version
-    from flywheel.registry._flywheel import flywheel_summary, loop_counts
+    from flywheel.registry._flywheel import MONITOR_FILE, flywheel_summary, loop_counts
     from flywheel.registry._gate import (
         EXIT_CODES,
         GateResult,
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "load_alias": "_aliases",
     "save_version": "_aliases",
+    "MONITOR_FILE": "_flywheel",
     "flywheel_summary": "_flywheel",
     "loop_counts": "_flywheel",
     "EXIT_CODES": "_gate",
@@ -69,6 +70,7 @@ __all__ = [
     "Store",
     "champion_predictions",
     "checked_champion",
+    "MONITOR_FILE",
     "flywheel_summary",
     "judge_candidate",
     "load_alias",

@@ -8,6 +8,7 @@ review queue yet counts an empty queue.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from flywheel.prediction_log import LOG_NAME, connect
@@ -77,7 +78,39 @@ def flywheel_summary(project: Project) -> dict[str, Any] | None:
         "timeline": timeline,
         "queue": queue,
         "retrains": retrains,
+        "monitor": _monitor_summary(project),
     }
+
+
+MONITOR_FILE = Path("monitor") / "latest.json"  # under the store: what `flywheel monitor` found last
+
+
+def _monitor_summary(project: Project) -> dict[str, Any] | None:
+    """The last `flywheel monitor` result in brief (its verdicts and proposals), for the run's report."""
+    try:
+        r = json.loads((project.store_dir / MONITOR_FILE).read_text(encoding="utf-8"))
+        return {
+            "at": str(r["at"]),
+            "champion": {"name": str(r["champion"]["name"]), "version": int(r["champion"]["version"])},
+            "verdict": str(r["verdict"]),
+            "metric": str(r["metric"]),
+            "windows": [
+                {
+                    "window": str(w["window"]),
+                    "predictions": int(w["predictions"]),
+                    "labelled": int(w["labelled"]),
+                    "verdict": str(w["verdict"]),
+                    "live": w["live_quality"].get("value"),
+                }
+                for w in r["windows"]
+            ],
+            "proposals": [
+                {"id": str(p["id"]), "to": str(p["to"]), "reason": str(p["reason"])} for p in r["proposals"]
+            ],
+            "report": str(r.get("report", "")),
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # never monitored, or a file this version cannot read: the report goes without
 
 
 def loop_counts(summary: dict[str, Any] | None) -> dict[str, int]:

@@ -152,6 +152,7 @@ def judge_candidate(
     classes: np.ndarray | None,
     run_id: str,
     notes: list[str],
+    rows: str = "test",
 ) -> GateResult:
     """Pass, fail or inconclusive for ``candidate`` against ``reference`` on the same rows ``y``.
 
@@ -163,7 +164,7 @@ def judge_candidate(
     reasons = [f"constraint: {v.describe()}" for v in standing.violations if v.status == "broken"]
     shown = (
         f"{candidate} vs {reference}: {metric} improvement {comp['improvement']:+.4f} "
-        f"[{comp['low']:+.4f}, {comp['high']:+.4f}] on {comp['n']} test rows, {policy.policy} margin "
+        f"[{comp['low']:+.4f}, {comp['high']:+.4f}] on {comp['n']} {rows} rows, {policy.policy} margin "
         f"{policy.margin:g}"
     )
     if comp["verdict"] == "worse":
@@ -175,7 +176,7 @@ def judge_candidate(
         status, reasons = "pass", [f"wins: {shown}"]
     else:
         mde = comp["min_detectable_effect"]
-        decide = rows_to_decide(comp, "test")
+        decide = rows_to_decide(comp, rows)
         reasons.insert(
             0,
             f"not decided: {shown}; "

@@ -1,6 +1,7 @@
 """Phase 1, planning, from evidence: the project file to start from (``init``, the demo),
 feasibility, impact, the archetype's questions, the feasibility checklist, readiness, the lifecycle
-phase and its loop-backs, the portfolio ranking and the model card.
+phase and its loop-backs (the monitor's proposed ones among them), the portfolio ranking and the
+model card.
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ if TYPE_CHECKING:
     from flywheel.scoping._checklist import CheckItem
     from flywheel.scoping._personal_data import PersonalData, find_personal_data
     from flywheel.scoping._portfolio import Entry, assess_path, portfolio, quadrant
+    from flywheel.scoping._proposals import (
+        accepted_reason,
+        drift_region,
+        monitor_file,
+        monitor_problem,
+        monitored,
+        proposals,
+        read_monitor,
+    )
     from flywheel.scoping._scaffold import (
         DEMO_MARKER,
         init_text,
@@ -48,6 +58,13 @@ _LAZY = {
     "assess_path": "_portfolio",
     "portfolio": "_portfolio",
     "quadrant": "_portfolio",
+    "accepted_reason": "_proposals",
+    "drift_region": "_proposals",
+    "monitor_file": "_proposals",
+    "monitor_problem": "_proposals",
+    "monitored": "_proposals",
+    "proposals": "_proposals",
+    "read_monitor": "_proposals",
     "DEMO_MARKER": "_scaffold",
     "init_text": "_scaffold",
     "write_demo": "_scaffold",
@@ -73,15 +90,22 @@ __all__ = [
     "Phase",
     "PhaseState",
     "TO_WRITE",
+    "accepted_reason",
     "assess",
     "assess_path",
+    "drift_region",
     "find_personal_data",
     "gather",
     "infer_phase",
     "init_text",
     "model_card",
+    "monitor_file",
+    "monitor_problem",
+    "monitored",
     "portfolio",
+    "proposals",
     "quadrant",
+    "read_monitor",
     "stored_phase",
     "validate_move",
     "write_demo",

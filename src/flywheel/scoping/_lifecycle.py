@@ -4,7 +4,9 @@ Phases: **planning** (a project file), **data** (the data loads and is split), *
 (models were evaluated against the baselines), **deployment** (a champion was promoted, or
 predictions are being served). The phase is read from artifacts, not declared, so it cannot go
 stale. Moving back ("labels unreliable → back to data") is a decision a person makes: it is
-recorded with its reason, and holds until an artifact of a later phase appears after it.
+recorded with its reason, and holds until an artifact of a later phase appears after it. From
+deployment, `flywheel monitor` proposes such moves from what it sees (``_proposals``); a person
+accepts one, and it is recorded like any other.
 """
 
 from __future__ import annotations
@@ -128,8 +130,11 @@ def infer_phase(
     )
 
 
-def validate_move(current: Phase, to: str, reason: str) -> Phase:
+def validate_move(current: Phase, to: str, reason: str, *, given: str | None = None) -> Phase:
     """Check a loop-back: ``to`` must be an earlier phase and the reason must say why.
+
+    ``given`` is how the person named the move, for the error (default ``--to TO``; an accepted
+    proposal says ``--accept ID (to TO)``).
 
     Raises
     ------
@@ -142,19 +147,22 @@ def validate_move(current: Phase, to: str, reason: str) -> Phase:
         raise ProjectError('--reason must say why the project goes back (e.g. "labels unreliable")')
     if PHASES.index(to) >= PHASES.index(current):
         earlier = ", ".join(PHASES[: PHASES.index(current)]) or "none"
-        raise ProjectError(f"--to {to} is not before the current phase {current}; earlier phases: {earlier}")
+        said = given or f"--to {to}"
+        raise ProjectError(f"{said} is not before the current phase {current}; earlier phases: {earlier}")
     return to
 
 
 @dataclass(frozen=True)
 class Gathered:
-    """What exists for a project: its latest run, the artifacts readiness reads, the phase, and the
-    first rows of its data (for the personal-data scan; ``None`` when the data does not load)."""
+    """What exists for a project: its latest run, the artifacts readiness reads, the phase, the
+    first rows of its data (for the personal-data scan; ``None`` when the data does not load), and
+    the recorded phase moves (as ``store.phase_events`` lists them)."""
 
     run: dict[str, Any] | None
     artifacts: dict[str, Any]
     phase: PhaseState
     sample: pd.DataFrame | None
+    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 def gather(project: Project, *, read_data: bool = True) -> Gathered:
@@ -164,6 +172,7 @@ def gather(project: Project, *, read_data: bool = True) -> Gathered:
     `flywheel phase show` needs, without loading the data or the libraries that read it.
     """
     from flywheel.registry import DB_NAME, flywheel_summary, open_store
+    from flywheel.scoping._proposals import monitored
 
     has_store = (project.store_dir / DB_NAME).exists()
     sample: pd.DataFrame | None = None
@@ -198,8 +207,9 @@ def gather(project: Project, *, read_data: bool = True) -> Gathered:
         champion=champion,
         events=events,
         models=bool(models),
+        monitored=monitored(project, champion),
     )
-    return Gathered(run, artifacts, state, sample)
+    return Gathered(run, artifacts, state, sample, events)
 
 
 def stored_phase(
@@ -210,13 +220,23 @@ def stored_phase(
     champion: dict[str, Any] | None,
     events: list[dict[str, Any]],
     models: bool,
+    monitored: bool = False,
 ) -> tuple[dict[str, Any], PhaseState]:
     """Readiness artifacts and the lifecycle phase from what the store holds and ``loop``, the served
-    loop's summary (``flywheel.registry.flywheel_summary``): one reading for a run and for assess."""
+    loop's summary (``flywheel.registry.flywheel_summary``): one reading for a run and for assess.
+
+    ``monitored``: `flywheel monitor` watched the current champion
+    (:func:`flywheel.scoping.monitored`)."""
     from flywheel.registry import loop_counts
 
     counts = loop_counts(loop)
-    artifacts = {"data_checked": data_loads, "models": models, "champion": champion is not None, **counts}
+    artifacts = {
+        "data_checked": data_loads,
+        "models": models,
+        "champion": champion is not None,
+        "monitored": monitored,
+        **counts,
+    }
     state = infer_phase(
         data_loads=data_loads,
         runs=runs,

@@ -1,5 +1,6 @@
 """Phase 4, deployment: the FastAPI prediction service, the model's worker process, the fast path for
-numeric pipelines, and the service's side of the prediction log.
+numeric pipelines, shadow and pilot runs of a second model, and the service's side of the
+prediction log.
 """
 
 from flywheel.serving._app import create_app, serve
@@ -8,6 +9,7 @@ from flywheel.serving._metrics import LATENCY_BUCKETS
 from flywheel.serving._model_process import ModelFailed, ModelProcess, ModelProcessGone, main, settle
 from flywheel.serving._options import ServeOptions
 from flywheel.serving._served import Served, load_served
+from flywheel.serving._shadow import parse_pilot, piloted
 
 __all__ = [
     "FastPath",
@@ -21,6 +23,8 @@ __all__ = [
     "fast_path",
     "load_served",
     "main",
+    "parse_pilot",
+    "piloted",
     "serve",
     "settle",
 ]

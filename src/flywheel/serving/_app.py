@@ -4,11 +4,15 @@
 [...]}``), checks it against the training schema, predicts with the model an alias points at
 (``champion`` by default), logs each prediction through :mod:`flywheel.prediction_log` and
 answers only once the log holds it. ``POST /feedback`` joins a true label to a logged
-prediction. ``GET /health`` and ``GET /metrics`` (Prometheus text) tell operators how it goes;
-``/openapi.json`` documents it all, and ``/docs`` shows it (no CDN needed).
+prediction, ``POST /outcome`` a downstream event (a click, a refund). ``GET /health`` and
+``GET /metrics`` (Prometheus text) tell operators how it goes; ``/openapi.json`` documents it all,
+and ``/docs`` shows it (no CDN needed).
+
+With ``--shadow NAME`` or ``--pilot NAME:SHARE`` a second model runs on the same requests and its
+answers are logged beside the ones returned (:mod:`._shadow`).
 
 Bodies over ``max_body_bytes`` are refused before they are read (:mod:`._limits`); with a token
-(``--token-file``) the routes that write labels need it (:mod:`._auth`).
+(``--token-file``) the routes that write labels and outcomes need it (:mod:`._auth`).
 
 The model is held in one reference that a watcher thread replaces when the alias moves to
 another version: a request takes the reference once, so it is answered wholly by the old model
@@ -36,6 +40,7 @@ from flywheel.serving._metrics import _Metrics
 from flywheel.serving._options import ServeOptions
 from flywheel.serving._routes import _add_routes, _Service
 from flywheel.serving._served import Served, load_served
+from flywheel.serving._shadow import _Shadows, load_second
 from flywheel.serving._state import _State
 
 __all__ = [
@@ -44,11 +49,18 @@ __all__ = [
 ]
 
 
-def create_app(project: Project, served: Served, options: ServeOptions | None = None) -> Any:
-    """The FastAPI application (the log and the reload watcher start with it and stop with it)."""
+def create_app(
+    project: Project, served: Served, options: ServeOptions | None = None, second: Served | None = None
+) -> Any:
+    """The FastAPI application (the log and the reload watcher start with it and stop with it).
+
+    ``second`` is the model of ``options.shadow`` or ``options.pilot``, loaded here when not given.
+    """
     from contextlib import asynccontextmanager
 
     opts = options or ServeOptions()
+    if second is None:
+        second = load_second(project, opts, served)
     if opts.token is None and opts.token_file is not None:
         opts = dataclasses.replace(opts, token=_load_token(opts.token_file)[0])
     metrics = _Metrics()  # this app's counters: two apps in one process count apart
@@ -59,8 +71,9 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
         """The requests one model call answered submit their records in one write."""
         return holder["log"].together() if "log" in holder else contextlib.nullcontext()
 
-    state = _State(project, served, opts, metrics, together)
+    state = _State(project, served, opts, metrics, together, second)
     batcher = _Batcher(between=lambda: "log" in holder and holder["log"].poll(), together=together)
+    shadows = _Shadows(metrics, batcher, holder, state.revive)
 
     @asynccontextmanager
     async def lifespan(app: Any) -> Any:
@@ -77,12 +90,14 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
         try:
             yield
         finally:
+            await shadows.drain()  # shadow runs in flight are logged before their model and the log stop
             state.stop()
             holder["log"].close()
 
     app = FastAPI(
         title=f"flywheel · {project.project}",
-        description="Predictions from the promoted model, each logged durably; feedback joins true labels.",
+        description="Predictions from the promoted model, each logged durably; feedback joins true labels, "
+        "outcomes join downstream events.",
         version="1",
         lifespan=lifespan,
         docs_url=None,  # FastAPI's pages load their assets from a CDN: _add_docs serves them from here
@@ -91,7 +106,7 @@ def create_app(project: Project, served: Served, options: ServeOptions | None = 
     app.state.flywheel = state
     app.add_middleware(_BodyLimit, max_bytes=opts.max_body_bytes)
     _add_docs(app)
-    _add_routes(app, _Service(project, opts, metrics, state, batcher, holder))
+    _add_routes(app, _Service(project, opts, metrics, state, batcher, holder, shadows))
     return app
 
 
@@ -111,13 +126,14 @@ def serve(
 
     opts = options or ServeOptions()
     served = load_served(project, opts.alias)
+    second = load_second(project, opts, served)
     guarded = ""
     if opts.token is None and opts.token_file is not None:
         token, created = _load_token(opts.token_file)
         opts = dataclasses.replace(opts, token=token)
         made = "a new token, mode 0600, " if created else "the token "
-        guarded = f"; /feedback and /review need {made}in {opts.token_file}"
-    app = create_app(project, served, opts)
+        guarded = f"; /feedback, /outcome and /review need {made}in {opts.token_file}"
+    app = create_app(project, served, opts, second)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Accepted connections inherit this: without it, small responses wait ~40 ms for a delayed ACK.
@@ -133,7 +149,7 @@ def serve(
     bound = sock.getsockname()[1]
     print(
         f"flywheel serve: {served.alias} = {served.name} v{served.version} on http://{host}:{bound} "
-        f"(ack: {opts.ack}{guarded})",
+        f"(ack: {opts.ack}{_second_note(opts, second)}{guarded})",
         flush=True,
     )
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
@@ -142,6 +158,16 @@ def serve(
     # log's writer, started from here, inherit this (see short_slice).
     short_slice()
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _second_note(opts: ServeOptions, second: Served | None) -> str:
+    """What the first line says of the second model: which one, and how it runs."""
+    if second is None:
+        return ""
+    model = f"{second.name} v{second.version}"
+    if opts.pilot is not None:
+        return f"; pilot {opts.pilot[0]} = {model} answers {opts.pilot[1] * 100:g}% of requests, shadowed"
+    return f"; shadow {opts.shadow} = {model}, logged, never returned"
 
 
 def _settle_heap() -> None:

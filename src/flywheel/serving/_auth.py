@@ -1,7 +1,9 @@
-"""The optional bearer token that guards the routes that write labels (``/feedback``, ``/review``).
+"""The optional bearer token that guards the routes that write labels and outcomes (``/feedback``,
+``/outcome``, ``/review``).
 
 ``/predict`` stays open: a prediction changes nothing a model learns from, while a label does —
-one forged label per prediction is enough to steer a retrain. ``flywheel serve --token-file PATH``
+one forged label per prediction is enough to steer a retrain — and an outcome is what a pilot is
+judged on. ``flywheel serve --token-file PATH``
 reads the token from ``PATH``, or, when there is no such file, generates one
 (:func:`secrets.token_urlsafe`) and writes it there readable by its owner only (mode 0600), so
 the operator hands it to the labelling tools and nothing else needs configuring.

@@ -42,15 +42,21 @@ class _Batcher:
         self.together = together or contextlib.nullcontext  # around the callbacks of one call
         self._pending: list[_Pending] = []
         self._busy = False
+        self._drainer: asyncio.Task[None] | None = None
 
     async def predict(self, served: Served, frame: pd.DataFrame, then: Callable[..., Any]) -> Any:
         """``then(labels, probabilities)``, run as soon as the model has answered (its result)."""
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        return await self.ask(served, frame, then)
+
+    def ask(self, served: Served, frame: pd.DataFrame, then: Callable[..., Any]) -> asyncio.Future[Any]:
+        """As :meth:`predict`, without waiting: the future of ``then``'s result (a shadow run's)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
         self._pending.append((served, frame, fut, then))
         if not self._busy:
             self._busy = True
-            asyncio.get_running_loop().create_task(self._drain())
-        return await fut
+            self._drainer = loop.create_task(self._drain())  # referenced: a task may not vanish midway
+        return fut
 
     async def _drain(self) -> None:
         try:

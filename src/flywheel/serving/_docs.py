@@ -78,6 +78,16 @@ _FED_BACK = {
     },
     "required": ["ok", "prediction_id", "label", "replaces", "conflict"],
 }
+_OUTCOME = {
+    "type": "object",
+    "properties": {
+        "ok": {"type": "boolean"},
+        "prediction_id": {"type": "string"},
+        "name": {"type": "string"},
+        "value": {"type": "number", "description": "As stored: true/false become 1.0/0.0."},
+    },
+    "required": ["ok", "prediction_id", "name", "value"],
+}
 _NULLABLE_STRING = {"type": ["string", "null"]}
 _ITEM = {
     "type": "object",
@@ -112,10 +122,27 @@ _HEALTH = {
         "version": {"type": "integer"},
         "ack": {"type": "string", "enum": ["durable", "fast"]},
         "log_queue_depth": {"type": "integer"},
+        "shadow": {
+            "type": ["object", "null"],
+            "description": "--shadow: the model that runs on every request, logged, never returned.",
+            "properties": {"name": {"type": "string"}, **_MODEL},
+        },
+        "pilot": {
+            "type": ["object", "null"],
+            "description": "--pilot: the model that answers `share` of the requests (the served model "
+            "runs as their shadow, and it runs as the shadow of the others).",
+            "properties": {"name": {"type": "string"}, **_MODEL, "share": {"type": "number"}},
+        },
     },
     "required": ["status", "model", "version"],
 }
-_SHAPES = {"predict": _PREDICTED, "feedback": _FED_BACK, "item": _ITEM, "health": _HEALTH}
+_SHAPES = {
+    "predict": _PREDICTED,
+    "feedback": _FED_BACK,
+    "outcome": _OUTCOME,
+    "item": _ITEM,
+    "health": _HEALTH,
+}
 
 
 def _answers(ok: str, *refusals: int) -> dict[int | str, dict[str, Any]]:

@@ -33,6 +33,11 @@ class _Metrics:
     predictions: int = 0
     reloads: int = 0
     reload_errors: int = 0
+    shadow_predictions: int = 0  # a second model's answers handed to the log (never returned)
+    shadow_errors: int = 0  # shadow runs that failed: each request concerned was answered all the same
+    shadow_skipped: int = 0  # requests not shadowed: the shadow was too far behind
+    piloted: int = 0  # requests answered by the --pilot model
+    outcomes: int = 0  # outcomes made durable
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def observed(self, endpoint: str) -> Callable[[Any], Any]:
@@ -93,6 +98,21 @@ def _prometheus(log: PredictionLog | None, current: Served, metrics: _Metrics) -
         "# HELP flywheel_feedback_logged_total Feedback labels written to the log.",
         "# TYPE flywheel_feedback_logged_total counter",
         f"flywheel_feedback_logged_total {log.feedback if log else 0}",
+        "# HELP flywheel_outcomes_logged_total Outcomes written to the log.",
+        "# TYPE flywheel_outcomes_logged_total counter",
+        f"flywheel_outcomes_logged_total {metrics.outcomes}",
+        "# HELP flywheel_shadow_predictions_total Answers of the shadow model logged, never returned.",
+        "# TYPE flywheel_shadow_predictions_total counter",
+        f"flywheel_shadow_predictions_total {metrics.shadow_predictions}",
+        "# HELP flywheel_shadow_errors_total Shadow runs that failed (their requests were answered).",
+        "# TYPE flywheel_shadow_errors_total counter",
+        f"flywheel_shadow_errors_total {metrics.shadow_errors}",
+        "# HELP flywheel_shadow_skipped_total Requests not shadowed: the shadow was too far behind.",
+        "# TYPE flywheel_shadow_skipped_total counter",
+        f"flywheel_shadow_skipped_total {metrics.shadow_skipped}",
+        "# HELP flywheel_pilot_requests_total Requests answered by the --pilot model.",
+        "# TYPE flywheel_pilot_requests_total counter",
+        f"flywheel_pilot_requests_total {metrics.piloted}",
         "# HELP flywheel_model_reloads_total Times the served model changed.",
         "# TYPE flywheel_model_reloads_total counter",
         f"flywheel_model_reloads_total {metrics.reloads}",

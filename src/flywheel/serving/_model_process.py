@@ -70,9 +70,11 @@ class ModelProcess:
         loop: asyncio.AbstractEventLoop,
         search_path: list[str] | None = None,
         together: Together | None = None,
+        nice: int = 5,
     ) -> None:
         self.served = served
         self.search_path = list(search_path or [])
+        self.nice = nice  # added to the worker's niceness: higher yields the CPU sooner
         # Around the callbacks of the requests one read answers (the log sends their records in one
         # write: see PredictionLog.together).
         self.together = together or contextlib.nullcontext
@@ -90,6 +92,8 @@ class ModelProcess:
                     "from flywheel.serving._model_process import main; main()",
                     str(to_child),
                     str(from_child),
+                    f"{served.name}-v{served.version}",  # for ps and top: which model this process runs
+                    str(nice),
                 ],
                 pass_fds=(to_child, from_child),
                 stdin=subprocess.DEVNULL,
@@ -117,9 +121,10 @@ class ModelProcess:
         search_path: list[str] | None = None,
         timeout: float = 120.0,
         together: Together | None = None,
+        nice: int = 5,
     ) -> ModelProcess:
         """A worker with ``served`` loaded (raises ModelError when it cannot load it)."""
-        worker = cls(served, loop, search_path, together)
+        worker = cls(served, loop, search_path, together, nice)
         try:
             await asyncio.wait_for(asyncio.shield(worker.ready), timeout)
         except (TimeoutError, ModelError) as exc:
@@ -130,13 +135,23 @@ class ModelProcess:
 
     async def predict(self, rows: list[dict[str, Any]], then: Callable[..., Any]) -> Any:
         """``then(labels, probabilities)`` for validated rows, run the moment the worker answers."""
+        return await self.ask(rows, then)
+
+    def ask(self, rows: list[dict[str, Any]], then: Callable[..., Any]) -> asyncio.Future[Any]:
+        """As :meth:`predict`, without waiting: the future of ``then``'s result (a shadow run's).
+
+        Raises
+        ------
+        ModelProcessGone
+            When the worker has stopped (nothing is sent).
+        """
         if not self.alive:
             raise ModelProcessGone("the model process stopped")
         self._seq += 1
         fut: asyncio.Future[Any] = self._loop.create_future()
         self._waiting[self._seq] = (fut, then)
         self._send(pack_frame((self._seq, rows)))
-        return await fut
+        return fut
 
     def retire(self, grace_s: float = 5.0) -> None:
         """Stop once idle, ``grace_s`` from now (a newer model took over): requests that picked this
@@ -223,9 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     in_fd, out_fd = int(args[0]), int(args[1])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the service stops us by closing the pipe
     # When cores are short, the event loop and the log's writer (short, latency-bound wake-ups) go
-    # before inference (long, throughput-bound calls) rather than queueing behind it.
-    with contextlib.suppress(OSError, AttributeError):
-        os.nice(5)
+    # before inference (long, throughput-bound calls) rather than queueing behind it; a shadow's
+    # inference, which no request waits for, goes after both (a larger increment).
+    with contextlib.suppress(OSError, AttributeError, ValueError, IndexError):
+        os.nice(int(args[3]) if len(args) > 3 else 5)
     buf = bytearray()
     served = None
     while True:

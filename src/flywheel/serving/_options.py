@@ -35,3 +35,8 @@ class ServeOptions:
     # read for it (generated first when it does not exist) unless ``token`` is given.
     token: str | None = None
     token_file: Path | None = None
+    # A second model on the same requests (see _shadow.py), fixed for the service's life: ``shadow``
+    # runs it on every request and logs its answers, never returning them; ``pilot`` (name, share)
+    # answers that share of the requests with it, the served model running as their shadow.
+    shadow: str | None = None
+    pilot: tuple[str, float] | None = None

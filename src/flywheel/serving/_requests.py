@@ -1,5 +1,6 @@
 """Reading a request: its JSON body, its rows checked against the training schema, a feedback
-payload's fields and label, the OpenAPI shape of ``/predict``'s body, and the error answer.
+payload's fields and label, an outcome's fields, the OpenAPI shape of the bodies, and the error
+answer.
 
 Every refusal names the offending field and says why in one line (``{"detail": ...}``), so a
 client can fix its request without reading the service's code.
@@ -121,6 +122,33 @@ def _check_feedback(payload: Any) -> str | None:
     return None
 
 
+_OUTCOME_FIELDS = ("prediction_id", "name", "value")
+_NAME_MAX = 100  # an outcome's name is an event's name (click, refund), not a payload
+
+
+def _check_outcome(payload: Any) -> tuple[str, str, float] | str:
+    """An outcome's prediction id, name and value (true/false as 1.0/0.0), or what is wrong with it."""
+    if not isinstance(payload, dict):
+        return f"body: must be an object with prediction_id, name and value; got {type(payload).__name__}"
+    for field in _OUTCOME_FIELDS:
+        if field not in payload:
+            return f"{field}: is required"
+    extra = [k for k in payload if k not in _OUTCOME_FIELDS]
+    if extra:
+        return f"{extra[0]}: is not a field of an outcome (prediction_id, name, value)"
+    pid, name, value = (payload[f] for f in _OUTCOME_FIELDS)
+    if not isinstance(pid, str):
+        return f"prediction_id: must be a string; got {pid!r}"
+    if not isinstance(name, str) or not name.strip() or len(name) > _NAME_MAX:
+        shown = repr(name) if not isinstance(name, str) or len(name) <= 40 else f"{len(name)} characters"
+        return f"name: must be a non-blank string of at most {_NAME_MAX} characters (e.g. click); got {shown}"
+    if isinstance(value, bool):
+        return pid, name, float(value)
+    if not isinstance(value, int | float) or not _finite(value):
+        return f"value: must be a finite number or true/false; got {value!r}"
+    return pid, name, float(value)
+
+
 def _json_kind(value: Any) -> str:
     """The JSON type of a value, as a client wrote it: ``string``, ``integer``, ``number``, ``boolean``."""
     if isinstance(value, bool):
@@ -225,6 +253,23 @@ _REVIEW_BODY = {
     "type": "object",
     "properties": {"label": _LABEL, "by": _BY},
     "required": ["label"],
+    "additionalProperties": False,
+}
+
+
+_OUTCOME_BODY = {
+    "type": "object",
+    "properties": {
+        "prediction_id": {"type": "string", "description": "The id /predict answered with"},
+        "name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": _NAME_MAX,
+            "description": "The event: click, refund, churned, …",
+        },
+        "value": {"type": ["number", "boolean"], "description": "A finite number; true/false count as 1/0"},
+    },
+    "required": list(_OUTCOME_FIELDS),
     "additionalProperties": False,
 }
 

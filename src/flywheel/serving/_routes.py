@@ -32,9 +32,11 @@ from flywheel.serving._model_process import ModelFailed, ModelProcessGone
 from flywheel.serving._options import ServeOptions
 from flywheel.serving._requests import (
     _FEEDBACK_BODY,
+    _OUTCOME_BODY,
     _REVIEW_BODY,
     _body_openapi,
     _check_feedback,
+    _check_outcome,
     _error,
     _label_for,
     _predict_openapi,
@@ -43,6 +45,7 @@ from flywheel.serving._requests import (
     _request_rows,
 )
 from flywheel.serving._served import Served
+from flywheel.serving._shadow import _Shadows, cast, second_health
 from flywheel.serving._state import _State
 
 __all__: list[str] = []
@@ -58,13 +61,14 @@ class _Service:
     state: _State
     batcher: _Batcher
     holder: dict[str, PredictionLog]
+    shadows: _Shadows
 
 
 def _add_routes(app: FastAPI, service: _Service) -> None:
     """Register the endpoints; ``/predict``'s documented body is the served model's schema."""
     metrics = service.metrics
     token = service.opts.token
-    guarded = [Depends(_guard(token))] if token else []  # /feedback and /review: they write labels
+    guarded = [Depends(_guard(token))] if token else []  # /feedback, /outcome, /review: they write labels
     locked = (401,) if token else ()
 
     @app.post(
@@ -88,6 +92,17 @@ def _add_routes(app: FastAPI, service: _Service) -> None:
     async def feedback(request: Request) -> Any:
         return await _feedback(service, request)
 
+    @app.post(
+        "/outcome",
+        summary="A downstream event (a click, a refund) and its value, tied to a logged prediction",
+        openapi_extra=_body_openapi(_OUTCOME_BODY),
+        responses=_answers("outcome", *locked, 404, 413, 422, 503),
+        dependencies=guarded,
+    )
+    @metrics.observed("/outcome")
+    async def outcome(request: Request) -> Any:
+        return await _outcome(service, request)
+
     @app.get(
         "/review/next",
         summary="The open review item with the highest priority",
@@ -107,6 +122,12 @@ def _add_routes(app: FastAPI, service: _Service) -> None:
     async def review_label(item_id: str, request: Request) -> Any:
         return await _review_label(service, item_id, request)
 
+    _add_status_routes(app, service)
+
+
+def _add_status_routes(app: FastAPI, service: _Service) -> None:
+    """``/health`` and ``/metrics``: what the service is doing, for people and for Prometheus."""
+
     @app.get(
         "/health",
         summary="Whether the service is up, and which model it serves",
@@ -123,29 +144,41 @@ def _add_routes(app: FastAPI, service: _Service) -> None:
             "version": current.version,
             "ack": service.opts.ack,
             "log_queue_depth": log.depth if log else 0,
+            **second_health(service.opts, service.state.second[0] if service.state.second else None),
         }
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus text format")
     async def prometheus() -> Any:
-        return _prometheus(service.holder.get("log"), service.state.current, metrics)
+        from flywheel.monitoring import gauges
+
+        # The last `flywheel monitor` result, as gauges: the service itself judges nothing.
+        return _prometheus(service.holder.get("log"), service.state.current, service.metrics) + gauges(
+            service.project
+        )
 
 
 async def _predict(service: _Service, request: Request) -> Any:
-    """``POST /predict``: check the rows, predict, log every prediction, answer once it is logged."""
+    """``POST /predict``: check the rows, predict, log every prediction, answer once it is logged.
+
+    With a second model (``--shadow``, ``--pilot``), one of the two answers (:func:`cast`) and the
+    other is asked once the answer is durable; its answers are logged under the same ids.
+    """
     started = time.perf_counter()
-    current, runner = service.state.serving  # one model for the whole request, even if a reload lands
+    first = service.state.serving  # one model for the whole request, even if a reload lands
     try:
         payload = await _read_json(request)
     except ValueError as exc:
         return _error(422, str(exc))
     try:
-        batch, clean = _request_rows(payload, current.schema, service.opts.max_batch)
+        batch, clean = _request_rows(payload, first[0].schema, service.opts.max_batch)
     except _Refused as exc:
         return _error(exc.status, str(exc))
+    ids = [uuid.uuid4().hex for _ in clean]
+    (current, runner), shadow = cast(first, service.state.second, _pilot_share(service.opts), ids[0])
     log = service.holder["log"]
     committed, ack = _acked(asyncio.get_running_loop())
     records: list[PredictionRecord] = []
-    logged = _logger(current, clean, started, records, lambda: log.submit(records, ack))
+    logged = _logger(current, clean, ids, started, records, lambda: log.submit(records, ack))
     try:
         if runner is None:
             out = await service.batcher.predict(current, _frame(clean, current.schema.features), logged)
@@ -162,15 +195,24 @@ async def _predict(service: _Service, request: Request) -> Any:
             return _error(422, f"body: the model cannot predict for these values ({exc.reason})")
         return _error(500, str(exc))
     service.metrics.predictions += len(records)
+    if shadow is not None:
+        service.shadows.ask(shadow, clean, ids)
+        service.metrics.piloted += 1 if current is not first[0] else 0
     body = {"model": current.name, "version": current.version, "predictions": out}
     if not batch:
         body = {"model": current.name, "version": current.version, **out[0]}
     return JSONResponse(body)  # plain JSON already: FastAPI's encoder would walk it again
 
 
+def _pilot_share(opts: ServeOptions) -> float:
+    """The share of requests the second model answers (0: it is a shadow, or there is none)."""
+    return opts.pilot[1] if opts.pilot is not None else 0.0
+
+
 def _logger(
     current: Served,
     clean: list[dict[str, Any]],
+    ids: list[str],
     started: float,
     records: list[PredictionRecord],
     submit: Callable[[], None],
@@ -184,8 +226,7 @@ def _logger(
         now = time.time()
         out = []
         classes = current.schema.classes or []
-        for i, row in enumerate(clean):
-            pid = uuid.uuid4().hex
+        for i, (row, pid) in enumerate(zip(clean, ids, strict=True)):
             probs = None
             if proba is not None:
                 probs = {str(c): float(p) for c, p in zip(classes, proba[i], strict=True)}
@@ -231,6 +272,27 @@ async def _feedback(service: _Service, request: Request) -> Any:
     replaces = before[-1]["label"] if before else None
     conflict = in_conflict(after)
     return {"ok": True, "prediction_id": pid, "label": label, "replaces": replaces, "conflict": conflict}
+
+
+async def _outcome(service: _Service, request: Request) -> Any:
+    """``POST /outcome``: tie a downstream event and its value to a logged prediction; answer once
+    it is logged. Every outcome stays (a prediction may have many, of one name or several)."""
+    try:
+        payload = await _read_json(request)
+    except ValueError as exc:
+        return _error(422, str(exc))
+    checked = _check_outcome(payload)
+    if isinstance(checked, str):
+        return _error(422, checked)
+    pid, name, value = checked
+    log = service.holder["log"]
+    if await run_in_threadpool(log.prediction, pid) is None:
+        return _error(404, f"prediction_id: no logged prediction {pid!r}")
+    refused = await _durable(log, lambda done: log.add_outcome(pid, name, value, ack=done))
+    if refused is not None:
+        return refused
+    service.metrics.outcomes += 1
+    return {"ok": True, "prediction_id": pid, "name": name, "value": value}
 
 
 async def _review_next(service: _Service) -> Any:

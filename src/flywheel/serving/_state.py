@@ -3,6 +3,10 @@ that follows the alias and swaps in the model it points at next.
 
 A request takes the reference once, so it is answered wholly by the old model or wholly by the
 new one, and no request fails because of a reload.
+
+The second model of ``--shadow``/``--pilot`` (``second``) is fixed for the service's life: the
+watcher never moves it, so the comparison it feeds has one challenger throughout. When a promotion
+makes the served model the same as the second one, both keep running and both are logged.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ if TYPE_CHECKING:
 
 __all__: list[str] = []
 
+_SHADOW_NICE = 15  # the --shadow model's process: after the answering one (5) whenever both want a core
+
 
 class _State:
     """The served model (one reference, swapped whole) and the watcher that follows the alias."""
@@ -38,15 +44,18 @@ class _State:
         options: ServeOptions,
         metrics: _Metrics,
         together: Together | None = None,
+        second: Served | None = None,
     ) -> None:
         self.project = project
         self.together = together
         self.metrics = metrics
         # The model and the process that runs it, swapped together in one assignment.
         self.serving: tuple[Served, ModelProcess | None] = (served, None)
+        # The shadow or pilot model and its process (None: on the loop), never swapped by the watcher.
+        self.second: tuple[Served, ModelProcess | None] | None = None if second is None else (second, None)
         self.options = options
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._reviving = False
+        self._reviving: set[str] = set()  # the slots ("serving", "second") whose process is restarting
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="flywheel-reload", daemon=True)
 
@@ -60,13 +69,20 @@ class _State:
         if self.options.model_process:
             served = self.serving[0]
             self.serving = (served, await self._runner(served))
+            if self.second is not None:
+                # A shadow's answers wait for nobody: on a busy machine its process yields the CPU
+                # to the one that answers. A pilot answers requests, so it runs as the served model.
+                nice = 5 if self.options.pilot is not None else _SHADOW_NICE
+                self.second = (self.second[0], await self._runner(self.second[0], nice))
         self._thread.start()
 
-    async def _runner(self, served: Served) -> ModelProcess | None:
+    async def _runner(self, served: Served, nice: int = 5) -> ModelProcess | None:
         """A model process for ``served``; None (predict on the loop) when one cannot start."""
         try:
             loop = asyncio.get_running_loop()
-            return await ModelProcess.start(served, loop, [str(self.project.root)], together=self.together)
+            return await ModelProcess.start(
+                served, loop, [str(self.project.root)], together=self.together, nice=nice
+            )
         except ModelError as exc:
             print(f"flywheel serve: {exc}; predicting on the event loop", file=sys.stderr, flush=True)
             return None
@@ -74,30 +90,41 @@ class _State:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        runner = self.serving[1]
-        if runner is not None:
-            runner.close()
+        for slot in (self.serving, self.second):
+            if slot is not None and slot[1] is not None:
+                slot[1].close()
+
+    def _slot(self, runner: ModelProcess) -> str | None:
+        """Which model ``runner`` runs now: "serving", "second", or None (a retired one)."""
+        if self.serving[1] is runner:
+            return "serving"
+        if self.second is not None and self.second[1] is runner:
+            return "second"
+        return None
 
     def revive(self, runner: ModelProcess) -> None:
-        """The model process died: start another for the same model (once, in the background)."""
-        if runner.alive or self.serving[1] is not runner or self._reviving or self.loop is None:
+        """A model process died: start another for the same model (once, in the background)."""
+        slot = self._slot(runner)
+        if runner.alive or slot is None or slot in self._reviving or self.loop is None:
             return
-        self._reviving = True
+        self._reviving.add(slot)
 
         async def again() -> None:
             try:
                 loop = asyncio.get_running_loop()
                 fresh = await ModelProcess.start(
-                    runner.served, loop, runner.search_path, together=runner.together
+                    runner.served, loop, runner.search_path, together=runner.together, nice=runner.nice
                 )
-                if self.serving[1] is runner:
+                if self._slot(runner) == "serving":
                     self.serving = (runner.served, fresh)
+                elif self._slot(runner) == "second":
+                    self.second = (runner.served, fresh)
                 else:
                     fresh.close()
             except Exception as exc:
                 print(f"flywheel serve: the model process cannot restart: {exc}", file=sys.stderr, flush=True)
             finally:
-                self._reviving = False
+                self._reviving.discard(slot)
 
         self.loop.create_task(again())
 
