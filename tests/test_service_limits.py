@@ -383,16 +383,16 @@ def test_the_routes_that_write_labels_need_the_token(
 
 
 def test_a_token_file_is_read_when_it_exists(tmp_path: Path) -> None:
-    from flywheel.serving._auth import _load_token
+    from flywheel.serving import load_token
 
     path = tmp_path / "token"
-    token, created = _load_token(path)
-    assert created and _load_token(path) == (token, False)
+    token, created = load_token(path)
+    assert created and load_token(path) == (token, False)
     path.write_text("two words\n")
     with pytest.raises(FlywheelError, match="must hold one token on one line"):
-        _load_token(path)
+        load_token(path)
     with pytest.raises(FlywheelError, match="cannot write a new token there"):
-        _load_token(tmp_path / "missing" / "token")
+        load_token(tmp_path / "missing" / "token")
 
 
 # --- the documentation pages -------------------------------------------------------------------

@@ -15,6 +15,7 @@ from flywheel.cli._monitor import monitor
 from flywheel.cli._registry import alias, gate, models, promote
 from flywheel.cli._run import baselines, diagnose, forecast, objective_log, run, runs
 from flywheel.cli._scoping import assess, card, demo, init, phase_back, phase_show, portfolio
+from flywheel.cli._workbench import ui
 
 __all__ = [
     "app",
@@ -40,6 +41,7 @@ for command in (
     monitor,
     mine,
     retrain,
+    ui,
 ):
     app.command()(command)
 

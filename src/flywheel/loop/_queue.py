@@ -226,13 +226,19 @@ def next_item(project: Project) -> QueueItem | None:
     return items[0] if items else None
 
 
-def label_item(project: Project, item_id: str, label: Any, by: str, classes: list[Any] | None) -> QueueItem:
+def label_item(
+    project: Project, item_id: str, label: Any, by: str, classes: list[Any] | None, *, again: bool = False
+) -> QueueItem:
     """Give an item its label; the label becomes feedback (origin ``review``).
+
+    ``again`` also takes an item already labelled (a reviewer's correction, the workbench's undo):
+    the new label is one more feedback row — the log keeps the first — and the queue shows it.
 
     Raises
     ------
     DataError
-        When the item is unknown or not open, or the label is not a known class.
+        When the item is unknown or not open (nor labelled, with ``again``), or the label is not a
+        known class.
     """
     if classes is not None and str(label) not in {str(c) for c in classes}:
         raise DataError(f"label {label!r} is not a known class ({', '.join(map(str, classes[:12]))})")
@@ -242,7 +248,7 @@ def label_item(project: Project, item_id: str, label: Any, by: str, classes: lis
         if row is None:
             raise DataError(f"no review item {item_id!r}")
         item = _item(row)
-        if item.status != "open":
+        if item.status != "open" and not (again and item.status == "labelled"):
             raise DataError(f"review item {item_id!r} is {item.status}, not open")
         now = time.time()
         conn.execute("BEGIN IMMEDIATE")

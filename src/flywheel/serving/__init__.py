@@ -3,7 +3,8 @@ numeric pipelines, shadow and pilot runs of a second model, and the service's si
 prediction log.
 """
 
-from flywheel.serving._app import create_app, serve
+from flywheel.serving._app import create_app, listen, serve
+from flywheel.serving._auth import load_token
 from flywheel.serving._fast_path import FastPath, fast_path
 from flywheel.serving._metrics import LATENCY_BUCKETS
 from flywheel.serving._model_process import ModelFailed, ModelProcess, ModelProcessGone, main, settle
@@ -21,7 +22,9 @@ __all__ = [
     "Served",
     "create_app",
     "fast_path",
+    "listen",
     "load_served",
+    "load_token",
     "main",
     "parse_pilot",
     "piloted",

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
+import socket
 from typing import Any
 
 from fastapi import FastAPI
@@ -32,7 +33,7 @@ from fastapi import FastAPI
 from flywheel.errors import FlywheelError
 from flywheel.prediction_log import LOG_NAME, PredictionLog, short_slice
 from flywheel.project import Project
-from flywheel.serving._auth import _load_token
+from flywheel.serving._auth import load_token
 from flywheel.serving._batcher import _Batcher
 from flywheel.serving._docs import _add_docs
 from flywheel.serving._limits import _BodyLimit
@@ -62,7 +63,7 @@ def create_app(
     if second is None:
         second = load_second(project, opts, served)
     if opts.token is None and opts.token_file is not None:
-        opts = dataclasses.replace(opts, token=_load_token(opts.token_file)[0])
+        opts = dataclasses.replace(opts, token=load_token(opts.token_file)[0])
     metrics = _Metrics()  # this app's counters: two apps in one process count apart
     log_path = opts.log_path or project.store_dir / LOG_NAME
     holder: dict[str, PredictionLog] = {}
@@ -120,7 +121,6 @@ def serve(
     FlywheelError
         When no model can be served or the address cannot be bound (before anything listens).
     """
-    import socket
 
     import uvicorn
 
@@ -129,23 +129,12 @@ def serve(
     second = load_second(project, opts, served)
     guarded = ""
     if opts.token is None and opts.token_file is not None:
-        token, created = _load_token(opts.token_file)
+        token, created = load_token(opts.token_file)
         opts = dataclasses.replace(opts, token=token)
         made = "a new token, mode 0600, " if created else "the token "
         guarded = f"; /feedback, /outcome and /review need {made}in {opts.token_file}"
     app = create_app(project, served, opts, second)
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit this: without it, small responses wait ~40 ms for a delayed ACK.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise FlywheelError(
-            f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})"
-        ) from None
-    sock.listen(2048)
+    sock = listen(host, port, 2048)
     bound = sock.getsockname()[1]
     print(
         f"flywheel serve: {served.alias} = {served.name} v{served.version} on http://{host}:{bound} "
@@ -181,3 +170,26 @@ def _settle_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def listen(host: str, port: int, backlog: int = 128) -> socket.socket:
+    """A socket listening on ``host:port`` (port 0: a free one), for uvicorn to serve on.
+
+    Raises
+    ------
+    FlywheelError
+        When the address cannot be bound (in use, not this machine's), naming it.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this: without it, small responses wait ~40 ms for a delayed ACK.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise FlywheelError(
+            f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})"
+        ) from None
+    sock.listen(backlog)
+    return sock

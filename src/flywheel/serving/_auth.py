@@ -23,7 +23,7 @@ from flywheel.errors import FlywheelError
 __all__: list[str] = []
 
 
-def _load_token(path: Path) -> tuple[str, bool]:
+def load_token(path: Path) -> tuple[str, bool]:
     """The token in ``path`` and whether it was generated just now (written with mode 0600).
 
     Raises

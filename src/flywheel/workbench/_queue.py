@@ -1,0 +1,134 @@
+"""The review queue in the page: which item to show, the model's top classes for it, and the label
+a person gives — recorded as feedback exactly as the service's ``POST /review/{id}`` records it.
+
+Undo is not a deletion: the log keeps every label. Undo shows the last labelled item again so it
+can be labelled again; that second label is a new review label (origin ``review``), which settles
+what came before it (:func:`flywheel.prediction_log.in_conflict`), so the latest one counts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from flywheel.errors import DataError
+from flywheel.project import Project
+from flywheel.workbench._views import NotFound
+
+__all__ = [
+    "check_label",
+    "give_label",
+    "queue_view",
+    "run_classes",
+]
+
+
+def run_classes(project: Project) -> list[str] | None:
+    """The classes the latest run trained on (as the queue stores labels: text); ``None`` for a
+    regression target or a project without a run."""
+    from flywheel.registry import DB_NAME, open_store
+
+    if not (project.store_dir / DB_NAME).exists():
+        return None
+    store = open_store(project.store_dir, create=False)
+    try:
+        run = store.latest_run(project.project)
+    finally:
+        store.close()
+    classes = ((run or {}).get("data") or {}).get("classes")
+    return [str(c) for c in classes] if classes else None
+
+
+def check_label(given: str, classes: list[str] | None) -> str:
+    """The label as the queue stores it.
+
+    Raises
+    ------
+    DataError
+        Naming the classes (or a number, for a regression target) and what was given.
+    """
+    label = given.strip()
+    if classes is None:
+        try:
+            value = float(label)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise DataError(f"label: must be a finite number for a regression target; got {given!r}")
+        return label
+    if label not in classes:
+        shown = ", ".join(classes[:12]) + (", …" if len(classes) > 12 else "")
+        raise DataError(f"label: must be one of the classes {shown}; got {given!r}")
+    return label
+
+
+def _top_classes(project: Project, prediction_id: str | None, k: int = 3) -> list[tuple[str, float]]:
+    """The champion's most likely classes for the logged prediction (empty when it logged none)."""
+    from flywheel.prediction_log import LOG_NAME, connect
+
+    if prediction_id is None:
+        return []
+    conn = connect(project.store_dir / LOG_NAME)
+    try:
+        row = conn.execute("SELECT probabilities FROM predictions WHERE id=?", (prediction_id,)).fetchone()
+    finally:
+        conn.close()
+    if row is None or row[0] is None:
+        return []
+    proba = json.loads(row[0])
+    return sorted(((str(c), float(p)) for c, p in proba.items()), key=lambda cp: -cp[1])[:k]
+
+
+def queue_view(project: Project, skip: list[str], show: str | None) -> dict[str, Any]:
+    """The item to show (``show``, or the first open one not skipped), with progress counts.
+
+    Raises
+    ------
+    NotFound
+        When ``show`` names no item of this project's queue.
+    """
+    from flywheel.loop import list_queue
+
+    everything = list_queue(project, None)
+    open_items = [i for i in everything if i.status == "open"]
+    labelled = sum(1 for i in everything if i.status == "labelled")
+    if show is not None:
+        item = next((i for i in everything if i.id == show), None)
+        if item is None:
+            raise NotFound(f"review item {show!r} is not in the queue of project {project.project!r}")
+    else:
+        item = next((i for i in open_items if i.id not in skip), None)
+    return {
+        "item": item,
+        "top": _top_classes(project, item.prediction_id) if item is not None else [],
+        "open": len(open_items),
+        "labelled": labelled,
+        "skipped": [s for s in skip if any(i.id == s for i in open_items)],
+        "all_skipped": item is None and bool(open_items),
+    }
+
+
+def give_label(project: Project, item_id: str, label: str, by: str, classes: list[str] | None) -> Any:
+    """Label an open item (:func:`flywheel.loop.label_item`), or label a labelled one again (undo).
+
+    Raises
+    ------
+    NotFound
+        When the item is not in the queue.
+    DataError
+        When the item expired (a new champion) or the label is not allowed.
+    """
+    from flywheel.loop import label_item, list_queue
+
+    item = next((i for i in list_queue(project, None) if i.id == item_id), None)
+    if item is None:
+        raise NotFound(f"review item {item_id!r} is not in the queue of project {project.project!r}")
+    if item.status == "open":
+        return label_item(project, item_id, label, by, classes)
+    if item.status != "labelled":
+        raise DataError(
+            f"review item {item_id!r} is {item.status}: a new champion replaced the model that nominated it, "
+            "so it is no longer asked; `flywheel mine` nominates fresh items"
+        )
+    return label_item(project, item_id, label, by, classes, again=True)

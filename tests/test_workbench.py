@@ -1,0 +1,225 @@
+"""The workbench (`flywheel ui`) served for real: every page, the 404s, labelling from the queue
+page becoming review feedback in the log, the token, and the read-only mode without write routes.
+
+The demo project is made once per module; its log is filled directly (as the service's writer
+would) and `flywheel mine` and `flywheel monitor` fill the queue and the monitor result, so no
+prediction service is needed.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flywheel.prediction_log import LOG_NAME, PredictionRecord, connect, read_labels
+from helpers import FLYWHEEL
+
+PAGES = ("", "/runs", "/monitor", "/queue")
+
+
+def _fly(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(FLYWHEEL), *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def _log_rows(project: Path, count: int) -> None:
+    """The demo's own digits as logged predictions, with class probabilities, an hour ago."""
+    from sklearn.datasets import load_digits
+
+    frame = load_digits(as_frame=True).frame.drop(columns=["target"]).head(count)
+    start = time.time() - 3600
+    rows = [{k: float(v) for k, v in r.items()} for r in frame.to_dict("records")]
+    proba = {str(c): (0.55 if c == 3 else 0.05) for c in range(10)}
+    conn = connect(project / ".flywheel" / LOG_NAME)
+    try:
+        conn.executemany(
+            "INSERT INTO predictions VALUES (?,?,?,?,?,?,?,?)",
+            [
+                PredictionRecord(uuid.uuid4().hex, start + i, "rbf-svm", 1, row, 3, proba, 2.0).row()
+                for i, row in enumerate(rows)
+            ],
+        )
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    where = tmp_path_factory.mktemp("wb")
+    assert _fly(where, "demo").returncode == 0
+    project = where / "flywheel-demo"
+    _log_rows(project, 300)
+    assert _fly(where, "mine", str(project)).returncode == 0
+    assert _fly(where, "monitor", str(project)).returncode in (0, 1, 3)
+    return project
+
+
+class Workbench:
+    """``flywheel ui`` in a subprocess; the port comes from the line it prints once bound."""
+
+    def __init__(self, *args: str) -> None:
+        self.errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - open for the server's lifetime
+        self.proc = subprocess.Popen(
+            [str(FLYWHEEL), "ui", *args, "--port", "0"], stdout=subprocess.PIPE, stderr=self.errors, text=True
+        )
+        assert self.proc.stdout is not None
+        self.first_line = self.proc.stdout.readline()
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", self.first_line)
+        if not found:
+            self.stop()
+            self.errors.seek(0)
+            raise AssertionError(f"no address in {self.first_line!r}: {self.errors.read()}")
+        self.url = f"http://127.0.0.1:{found.group(1)}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.errors.close()
+
+
+@pytest.fixture(scope="module")
+def guarded(demo: Path) -> Iterator[tuple[Workbench, str]]:
+    token_file = demo.parent / "token"
+    bench = Workbench(str(demo), "--token-file", str(token_file))
+    try:
+        yield bench, token_file.read_text().strip()
+    finally:
+        bench.stop()
+
+
+def _run_id(demo: Path) -> str:
+    from flywheel.registry import open_store
+
+    store = open_store(demo / ".flywheel", create=False)
+    try:
+        return str(store.list_runs()[0]["id"])
+    finally:
+        store.close()
+
+
+def test_every_page_renders_offline_and_unknown_names_are_404_pages(
+    demo: Path, guarded: tuple[Workbench, str]
+) -> None:
+    bench, _ = guarded
+    assert "labelling needs a new token" in bench.first_line
+    base = f"{bench.url}/project/digit-sorter"
+    run = _run_id(demo)
+    with httpx.Client(timeout=60) as client:
+        home = client.get(bench.url + "/")
+        assert home.status_code == 200 and 'href="/project/digit-sorter"' in home.text
+        assert "Plotly.newPlot" in home.text and "feasibility (data" in home.text
+        for page in (*PAGES, f"/runs/compare?a={run}&b={run}"):
+            answer = client.get(base + page)
+            assert answer.status_code == 200, (page, answer.text)
+            assert not re.search(r'(src|href)="(https?:)?//', answer.text), page  # nothing from a CDN
+        project = client.get(base).text
+        assert all(
+            f'id="{s}"' in project
+            for s in ("verdict", "actions", "leaderboard", "ladder", "curve", "lifecycle")
+        )
+        assert 'href="#readiness"' in project and "declared" in project and "measured" in project
+        assert "windows-table" in client.get(base + "/monitor").text
+        assert client.get(bench.url + "/static/plotly.min.js").status_code == 200
+        for url, named in (
+            ("/project/no-such", "'no-such'"),
+            ("/project/digit-sorter/runs/compare?a=nope&b=" + run, "'nope'"),
+            ("/project/digit-sorter/queue?show=ghost", "'ghost'"),
+            ("/elsewhere", "'/elsewhere'"),
+        ):
+            missing = client.get(bench.url + url)
+            assert missing.status_code == 404 and named in html.unescape(missing.text), url
+
+
+def test_the_queue_page_shows_one_item_with_its_reasons_keys_and_top_classes(
+    guarded: tuple[Workbench, str],
+) -> None:
+    bench, _ = guarded
+    page = httpx.get(f"{bench.url}/project/digit-sorter/queue", timeout=60).text
+    assert 'id="label-form"' in page and 'id="token"' in page and 'for="by"' in page
+    assert re.search(r'data-key="7"\s+aria-label="label 7 \(key 7\)"', page)
+    assert 'class="reason"' in page and "3 (55%)" in page and 'id="skip"' in page
+    item = re.search(r'data-item="(\w+)"', page)
+    assert item
+    skipped = httpx.get(f"{bench.url}/project/digit-sorter/queue?skip={item.group(1)}", timeout=60).text
+    assert f'data-item="{item.group(1)}"' not in skipped and "skipped in this page" in skipped
+
+
+def test_a_label_needs_the_token_must_be_a_class_and_becomes_review_feedback(
+    demo: Path, guarded: tuple[Workbench, str]
+) -> None:
+    bench, token = guarded
+    queue = f"{bench.url}/project/digit-sorter/queue"
+    first = re.search(r'data-item="(\w+)"', httpx.get(queue, timeout=60).text)
+    assert first
+    item = first.group(1)
+    json_ = {"accept": "application/json"}
+    assert httpx.post(f"{queue}/{item}", data={"label": "4"}, headers=json_).status_code == 401
+    wrong = httpx.post(f"{queue}/{item}", data={"label": "4", "token": "nope"}, headers=json_)
+    assert wrong.status_code == 401 and "token" in wrong.json()["detail"]
+    outside = httpx.post(f"{queue}/{item}", data={"label": "12", "token": token})
+    assert outside.status_code == 422 and "must be one of the classes 0, 1, 2" in outside.text
+    assert "got &#39;12&#39;" in outside.text and 'role="alert"' in outside.text
+    done = httpx.post(f"{queue}/{item}", data={"label": "4", "by": "ana", "token": token})
+    assert done.status_code == 303 and done.headers["location"].endswith(f"?last={item}")
+    labels = {r["prediction_id"]: r for r in read_labels(demo / ".flywheel" / LOG_NAME)}
+    mine = [r for r in labels.values() if r["label"] == "4" and r["origin"] == "review"]
+    assert len(mine) == 1 and mine[0]["source"] == "ana"
+    after = httpx.get(bench.url + done.headers["location"], timeout=60).text
+    assert f'data-item="{item}"' not in after and 'id="undo"' in after
+    undo = httpx.get(f"{queue}?show={item}", timeout=60).text
+    assert 'id="relabel-note"' in undo and "Labelled <strong>4</strong> by ana" in undo
+    again = httpx.post(
+        f"{queue}/{item}",
+        json={"label": 5, "by": "ana"},
+        headers={**json_, "authorization": f"Bearer {token}"},
+    )
+    assert again.status_code == 200 and again.json()["label"] == "5"
+    latest = {r["prediction_id"]: r for r in read_labels(demo / ".flywheel" / LOG_NAME)}
+    fixed = latest[mine[0]["prediction_id"]]
+    assert (
+        fixed["label"] == "5"
+        and [h["label"] for h in fixed["history"]] == ["4", "5"]
+        and not fixed["conflict"]
+    )
+
+
+def test_read_only_has_no_write_route_and_the_queue_says_why(demo: Path) -> None:
+    bench = Workbench(str(demo), "--read-only")
+    try:
+        assert "read-only" in bench.first_line
+        page = httpx.get(f"{bench.url}/project/digit-sorter/queue", timeout=60).text
+        assert 'id="read-only-note"' in page and 'id="label-form"' not in page
+        item = re.search(r'data-item="(\w+)"', page)
+        assert item
+        refused = httpx.post(f"{bench.url}/project/digit-sorter/queue/{item.group(1)}", data={"label": "1"})
+        assert refused.status_code == 405 and "read-only" in refused.text
+    finally:
+        bench.stop()
+
+
+def test_bad_input_is_one_line_and_exit_2(demo: Path, tmp_path: Path) -> None:
+    missing = _fly(tmp_path, "ui", str(tmp_path / "nowhere"), "--port", "0")
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        busy = _fly(tmp_path, "ui", str(demo), "--port", str(taken.getsockname()[1]))
+    assert busy.returncode == 2 and "cannot listen there" in busy.stderr
+    assert len(busy.stderr.strip().splitlines()) == 1
