@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -104,6 +105,18 @@ def guarded(demo: Path) -> Iterator[tuple[Workbench, str]]:
         bench.stop()
 
 
+def _stored_run(demo: Path) -> dict[str, Any]:
+    from flywheel.registry import open_store
+
+    store = open_store(demo / ".flywheel", create=False)
+    try:
+        run = store.latest_run("digit-sorter")
+    finally:
+        store.close()
+    assert run is not None
+    return run
+
+
 def _run_id(demo: Path) -> str:
     from flywheel.registry import open_store
 
@@ -132,8 +145,15 @@ def test_every_page_renders_offline_and_unknown_names_are_404_pages(
         project = client.get(base).text
         assert all(
             f'id="{s}"' in project
-            for s in ("verdict", "actions", "leaderboard", "ladder", "curve", "lifecycle")
+            for s in ("verdict", "actions", "leaderboard", "ladder", "curve", "diagnosis", "lifecycle")
         )
+        # The diagnosis as the run stored it: the bias/variance sentence, the forecast's, the weak class.
+        stored = _stored_run(demo)
+        assert html.escape(stored["diagnosis"]["bias_variance"]["summary"], quote=False) in project
+        assert html.escape(stored["forecast"]["text"], quote=False) in project
+        weak = [c for c in stored["diagnosis"]["classes"] if c["weak"]]
+        assert ('id="weak-classes-table"' in project) == bool(weak)
+        assert "the best leads by" in project and "'metric':" not in project
         assert 'href="#readiness"' in project and "declared" in project and "measured" in project
         assert "windows-table" in client.get(base + "/monitor").text
         assert client.get(bench.url + "/static/plotly.min.js").status_code == 200
