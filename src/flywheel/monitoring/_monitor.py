@@ -126,7 +126,7 @@ def monitor(
     ]
     _keep(state, folder, today)
     in_range = [r for r in labelled if _window_of(r["day"], window) in grouped]
-    pairs = _paired(project, in_range, champ_key, champion, metric.name, ref, ds, split, objective)
+    pairs = _paired(project, in_range, champ_key, metric.name, ref, ds, split, objective)
     outcomes = _outcomes(log, in_range, champ_key, ref, policy)
     verdict = _worst([w["verdict"] for w in windows])
     result = {

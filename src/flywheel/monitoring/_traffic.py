@@ -98,7 +98,6 @@ def _paired(
     project: Project,
     rows: list[dict[str, Any]],
     champ_key: str,
-    champion: Any,
     metric: str,
     ref: Reference,
     ds: Any,

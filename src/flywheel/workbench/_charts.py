@@ -45,6 +45,17 @@ def _finite(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _error_bars(scores: list[dict[str, Any]], colour: str) -> dict[str, Any]:
+    """Asymmetric Plotly error bars from each score's ``low``–``high`` range."""
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [d["high"] - d["score"] for d in scores],
+        "arrayminus": [d["score"] - d["low"] for d in scores],
+        "color": colour,
+    }
+
+
 def portfolio_figure(rows: list[dict[str, Any]]) -> Any:
     """Impact against feasibility, one trace per archetype (the legend), with uncertainty bars."""
     import plotly.graph_objects as go
@@ -69,20 +80,8 @@ def portfolio_figure(rows: list[dict[str, Any]]) -> Any:
                     "color": colour,
                     "symbol": ["circle" if r["measured"] else "circle-open" for r in mine],
                 },
-                error_x={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [d["high"] - d["score"] for d in f],
-                    "arrayminus": [d["score"] - d["low"] for d in f],
-                    "color": colour,
-                },
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [d["high"] - d["score"] for d in i],
-                    "arrayminus": [d["score"] - d["low"] for d in i],
-                    "color": colour,
-                },
+                error_x=_error_bars(f, colour),
+                error_y=_error_bars(i, colour),
                 customdata=[[r["quadrant"], "measured" if r["measured"] else "declared only"] for r in mine],
                 hovertemplate="%{text}<br>feasibility %{x:.2f}<br>impact %{y:.2f}"
                 "<br>%{customdata[0]} · %{customdata[1]}<extra></extra>",

@@ -8,7 +8,6 @@ what came before it (:func:`flywheel.prediction_log.in_conflict`), so the latest
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -65,18 +64,14 @@ def check_label(given: str, classes: list[str] | None) -> str:
 
 def _top_classes(project: Project, prediction_id: str | None, k: int = 3) -> list[tuple[str, float]]:
     """The champion's most likely classes for the logged prediction (empty when it logged none)."""
-    from flywheel.prediction_log import LOG_NAME, connect
+    from flywheel.prediction_log import LOG_NAME, read_predictions
 
     if prediction_id is None:
         return []
-    conn = connect(project.store_dir / LOG_NAME)
-    try:
-        row = conn.execute("SELECT probabilities FROM predictions WHERE id=?", (prediction_id,)).fetchone()
-    finally:
-        conn.close()
-    if row is None or row[0] is None:
+    found = read_predictions(project.store_dir / LOG_NAME, ids=[prediction_id])
+    proba = found[0]["probabilities"] if found else None
+    if not proba:
         return []
-    proba = json.loads(row[0])
     return sorted(((str(c), float(p)) for c, p in proba.items()), key=lambda cp: -cp[1])[:k]
 
 
