@@ -32,8 +32,12 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_report_is_self_contained_and_escaped(report: Path) -> None:
     html = report.read_text()
-    assert "<script" not in html  # user text is escaped; the page runs no code
-    assert "&lt;script&gt;" in html
+    # The only scripts are Plotly (written beside the report, never a CDN) and the figures' data;
+    # user text is escaped.
+    scripts = re.findall(r"<script[^>]*>", html)
+    assert scripts == ['<script src="plotly.min.js">', "<script>"], scripts
+    assert (report.parent / "plotly.min.js").stat().st_size > 1_000_000
+    assert "<script>alert" not in html and "&lt;script&gt;" in html
     assert not re.search(r"""(src|href)=["']?https?://""", html)  # works offline
     assert "report-test" in html and 'id="leaderboard"' in html
 
@@ -78,4 +82,7 @@ def test_report_renders_in_a_real_browser(report: Path, tmp_path: Path) -> None:
     rows = re.findall(r"<tr[^>]*>\s*<td class=\"num\">(\d+)</td>", dom)
     assert rows == ["1", "2", "3", "4", "5"]  # every rung of the ladder is ranked in the rendered table
     assert 'id="ladder-chart"' in dom and 'id="need-ml"' in dom
+    for chart in ("ladder", "leaderboard", "curve", "confusion", "calibration"):  # drawn by Plotly
+        drawn = re.search(rf'id="{chart}-chart"[^>]*>(.*?)</svg>', dom, re.S)
+        assert drawn is not None and 'class="main-svg"' in drawn.group(1), chart
     assert "FAIL" in dom or "INCONCLUSIVE" in dom or "PASS" in dom

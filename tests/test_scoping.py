@@ -243,7 +243,11 @@ def test_portfolio_ranks_the_examples(examples: Path, cli: CLI, tmp_path: Path) 
     width = {n: p["feasibility"]["high"] - p["feasibility"]["low"] for n, p in by_name.items()}
     assert width["digit-sorter"] > width["wine-grading"]
     html = (tmp_path / "pf" / "portfolio.html").read_text(encoding="utf-8")
-    assert 'id="portfolio-chart"' in html and "<script" not in html
+    assert 'id="portfolio-chart"' in html and '<script src="plotly.min.js">' in html
+    assert (tmp_path / "pf" / "plotly.min.js").is_file()  # beside the page: nothing from a CDN
+    for name in by_name:  # the hover carries each project's evidence
+        assert f"{name}" in html
+    assert "measured by a run" in html and "declared only, no run yet" in html
     assert (tmp_path / "pf" / "portfolio.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     bad = cli("portfolio", str(examples / "wine-grading"), str(tmp_path / "nowhere"))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no project file" in bad.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -64,7 +65,9 @@ def test_report_leads_with_what_to_do_next(digits_run) -> None:  # type: ignore[
     assert html.index("What to do next") < html.index("Do we need ML?")
     for marker in ('id="lead-action"', 'id="bias-variance"', 'id="curve-chart"', 'id="forecast"', "declared"):
         assert marker in html
-    assert "<script" not in html
+    for marker in ('id="confusion-chart"', 'id="calibration-chart"', 'id="calibration-text"'):
+        assert marker in html  # ten digits: a confusion matrix and the top class's calibration
+    assert re.findall(r"<script[^>]*>", html) == ['<script src="plotly.min.js">', "<script>"]
 
 
 def test_history_file_is_read_against_the_baselines(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """The workbench (`flywheel ui`) served for real: every page, the 404s, labelling from the queue
-page becoming review feedback in the log, the token, and the read-only mode without write routes.
+page becoming review feedback in the log, the token (a token file's, or the session token the page
+carries), the Host guard against DNS rebinding, and the read-only mode without write routes.
 
 The demo project is made once per module; its log is filled directly (as the service's writer
 would) and `flywheel mine` and `flywheel monitor` fill the queue and the monitor result, so no
@@ -105,6 +106,24 @@ def guarded(demo: Path) -> Iterator[tuple[Workbench, str]]:
         bench.stop()
 
 
+@pytest.fixture(scope="module")
+def session(demo: Path) -> Iterator[Workbench]:
+    """``flywheel ui`` without --token-file: labelling needs the session token the page carries."""
+    bench = Workbench(str(demo))
+    try:
+        yield bench
+    finally:
+        bench.stop()
+
+
+def _feedback_count(demo: Path) -> int:
+    conn = connect(demo / ".flywheel" / LOG_NAME)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
+    finally:
+        conn.close()
+
+
 def _stored_run(demo: Path) -> dict[str, Any]:
     from flywheel.registry import open_store
 
@@ -170,9 +189,10 @@ def test_every_page_renders_offline_and_unknown_names_are_404_pages(
 def test_the_queue_page_shows_one_item_with_its_reasons_keys_and_top_classes(
     guarded: tuple[Workbench, str],
 ) -> None:
-    bench, _ = guarded
+    bench, token = guarded
     page = httpx.get(f"{bench.url}/project/digit-sorter/queue", timeout=60).text
     assert 'id="label-form"' in page and 'id="token"' in page and 'for="by"' in page
+    assert token not in page and 'type="hidden"' not in page  # a token file's token is typed, not embedded
     assert re.search(r'data-key="7"\s+aria-label="label 7 \(key 7\)"', page)
     assert 'class="reason"' in page and "3 (55%)" in page and 'id="skip"' in page
     item = re.search(r'data-item="(\w+)"', page)
@@ -220,6 +240,65 @@ def test_a_label_needs_the_token_must_be_a_class_and_becomes_review_feedback(
     )
 
 
+def test_without_a_token_file_the_page_carries_a_session_token_that_labelling_needs(
+    demo: Path, session: Workbench
+) -> None:
+    assert "guarded by a session token embedded in the page" in session.first_line
+    queue = f"{session.url}/project/digit-sorter/queue"
+    page = httpx.get(queue, timeout=60).text
+    embedded = re.search(r'<input type="hidden" name="token" value="([\w-]+)">', page)
+    item = re.search(r'data-item="(\w+)"', page)
+    assert embedded and item and 'id="token"' not in page  # nothing to type
+    token, item_id = embedded.group(1), item.group(1)
+    assert len(token) >= 40 and token not in session.first_line  # secrets.token_urlsafe(32), in memory
+    before = _feedback_count(demo)
+    # What a form on another site can send: no token, or a guess. Refused, and nothing is written.
+    bare = httpx.post(f"{queue}/{item_id}", data={"label": "4", "by": "mallory"})
+    assert bare.status_code == 401 and 'role="alert"' in bare.text and "token is required" in bare.text
+    json_ = {"accept": "application/json"}
+    guess = httpx.post(f"{queue}/{item_id}", data={"label": "4", "token": "guess"}, headers=json_)
+    assert guess.status_code == 401 and "session token" in guess.json()["detail"]
+    assert guess.headers["www-authenticate"] == "Bearer"
+    assert _feedback_count(demo) == before
+    assert f'data-item="{item_id}"' in httpx.get(queue, timeout=60).text  # still open
+    # The page's own form, as the browser sends it.
+    done = httpx.post(f"{queue}/{item_id}", data={"label": "6", "by": "ana", "token": token})
+    assert done.status_code == 303 and done.headers["location"].endswith(f"?last={item_id}")
+    assert _feedback_count(demo) == before + 1
+    given = [r for r in read_labels(demo / ".flywheel" / LOG_NAME) if r["label"] == "6"]
+    assert len(given) == 1 and given[0]["source"] == "ana" and given[0]["origin"] == "review"
+    again = httpx.post(
+        f"{queue}/{item_id}",
+        json={"label": 7, "by": "ana"},
+        headers={**json_, "authorization": f"Bearer {token}"},
+    )
+    assert again.status_code == 200 and again.json()["label"] == "7"
+
+
+def test_a_host_header_naming_another_host_is_refused_on_loopback(
+    demo: Path, session: Workbench, guarded: tuple[Workbench, str]
+) -> None:
+    port = session.url.rsplit(":", 1)[1]
+    queue = f"{session.url}/project/digit-sorter/queue"
+    for host in (f"localhost:{port}", "localhost", f"127.0.0.1:{port}", f"[::1]:{port}"):
+        assert httpx.get(queue, headers={"host": host}, timeout=60).status_code == 200, host
+    before = _feedback_count(demo)
+    for bench in (session, guarded[0]):
+        for host in ("evil.example", f"evil.example:{port}", f"127.0.0.1.evil.example:{port}", "10.0.0.1"):
+            for method in ("GET", "POST"):
+                refused = httpx.request(
+                    method,
+                    f"{bench.url}/project/digit-sorter/queue",
+                    headers={"host": host},
+                    data={"label": "1"},
+                )
+                assert refused.status_code == 400, (host, method)
+                text = refused.text.strip()
+                assert len(text.splitlines()) == 1 and "loopback" in text and "digit-sorter" not in text
+                assert "token" not in text and 'type="hidden"' not in text
+    assert _feedback_count(demo) == before
+
+
 def test_read_only_has_no_write_route_and_the_queue_says_why(demo: Path) -> None:
     bench = Workbench(str(demo), "--read-only")
     try:
@@ -243,3 +322,9 @@ def test_bad_input_is_one_line_and_exit_2(demo: Path, tmp_path: Path) -> None:
         busy = _fly(tmp_path, "ui", str(demo), "--port", str(taken.getsockname()[1]))
     assert busy.returncode == 2 and "cannot listen there" in busy.stderr
     assert len(busy.stderr.strip().splitlines()) == 1
+    # Labelling open to the network with no token of the user's: refused before anything listens.
+    wide = _fly(tmp_path, "ui", str(demo), "--host", "0.0.0.0", "--port", "0")
+    assert wide.returncode == 2 and wide.stdout == "" and "Traceback" not in wide.stderr
+    assert len(wide.stderr.strip().splitlines()) == 1
+    assert "--host 0.0.0.0: labelling on a non-loopback address needs --token-file" in wide.stderr
+    assert "--read-only" in wide.stderr

@@ -79,10 +79,9 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workbench,
     _log_rows(project, 300)
     assert _fly(where, "mine", str(project), "--budget", "20").returncode == 0
     assert _fly(where, "monitor", str(project)).returncode in (0, 1, 3)
-    token_file = where / "token"
-    server = Workbench(str(project), "--token-file", str(token_file))
+    server = Workbench(str(project))  # the default: a session token embedded in the queue page
     try:
-        yield server, project, token_file.read_text().strip()
+        yield server, project, ""
     finally:
         server.stop()
 
@@ -122,9 +121,14 @@ def test_every_page_loads_cleanly_is_named_and_readable(bench: Any, browser: Any
     ):
         page.goto(url, wait_until="networkidle")
         page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+        charts = page.locator(".chart")
+        assert page.locator(".chart .main-svg").count() >= charts.count(), name  # each chart drew
         assert page.evaluate(_UNNAMED) == [], name
         assert page.evaluate(_CONTRAST) == [], name
     assert errors == []
+    page.goto(base, wait_until="networkidle")
+    for chart in ("leaderboard", "ladder", "curve", "confusion", "calibration"):  # digits: all of them
+        assert page.locator(f"#chart-{chart} .main-svg").count() >= 1, chart
     page.goto(server.url + "/", wait_until="networkidle")
     assert page.locator(".js-plotly-plot").count() >= 1  # the chart drew, from the app's own Plotly
     page.click('a[href="/project/digit-sorter"]')
@@ -138,10 +142,8 @@ def test_five_items_labelled_by_keyboard_become_feedback_and_one_is_undone(bench
     errors: list[str] = []
     page = _page(browser, errors)
     page.goto(f"{server.url}/project/digit-sorter/queue", wait_until="networkidle")
-    page.fill("#by", "ana")
-    page.fill("#token", token)
+    page.fill("#by", "ana")  # no token to type: the page carries this session's
     page.locator("#by").dispatch_event("change")
-    page.locator("#token").dispatch_event("change")
     labelled = []
     for key in "12345":
         item = page.locator("#item").get_attribute("data-item")

@@ -15,6 +15,7 @@ from flywheel.diagnosis._curves import (
 from flywheel.diagnosis._families import FAMILIES, CurveFamily, CurveFit, fit_curve, select_family
 from flywheel.diagnosis._forecast import MAX_ROWS, Forecast, extrapolate, forecast
 from flywheel.diagnosis._next_actions import Action, Diagnosis, next_actions
+from flywheel.diagnosis._plots import Confusion, Reliability, confusion, reliability
 from flywheel.diagnosis._slices import benjamini_hochberg
 from flywheel.diagnosis._weak_spots import WeakClass, WeakSegment, weak_classes, weak_segments
 
@@ -22,6 +23,7 @@ __all__ = [
     "Action",
     "BiasVariance",
     "Component",
+    "Confusion",
     "Curve",
     "CurveFamily",
     "CurveFit",
@@ -32,10 +34,12 @@ __all__ = [
     "Forecast",
     "Level",
     "MAX_ROWS",
+    "Reliability",
     "WeakClass",
     "WeakSegment",
     "benjamini_hochberg",
     "bias_variance",
+    "confusion",
     "extrapolate",
     "fit_curve",
     "forecast",
@@ -44,6 +48,7 @@ __all__ = [
     "next_actions",
     "read_curve",
     "read_history",
+    "reliability",
     "select_family",
     "weak_classes",
     "weak_segments",

@@ -98,6 +98,7 @@ class Curve:
         """A JSON-ready view."""
         return {
             "metric": self.metric,
+            "greater_is_better": self.greater_is_better,
             "axis": self.axis,
             "model": self.model,
             "split": self.split,

@@ -20,6 +20,7 @@ from flywheel.diagnosis._bias_variance import (
 )
 from flywheel.diagnosis._curves import Curve, Finding
 from flywheel.diagnosis._forecast import Forecast
+from flywheel.diagnosis._plots import Confusion, Reliability
 from flywheel.diagnosis._weak_spots import WeakClass, WeakSegment
 
 __all__ = ["Action", "Diagnosis", "next_actions"]
@@ -58,6 +59,8 @@ class Diagnosis:
     searched: dict[str, Any] = field(default_factory=dict)
     actions: list[Action] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    confusion: Confusion | None = None
+    reliability: Reliability | None = None
 
     @property
     def lead(self) -> Action | None:
@@ -80,6 +83,8 @@ class Diagnosis:
             "searched": self.searched,
             "actions": [a.to_dict() for a in self.actions],
             "notes": self.notes,
+            "confusion": self.confusion.to_dict() if self.confusion else None,
+            "reliability": self.reliability.to_dict() if self.reliability else None,
         }
 
 

@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING
 from flywheel._lazy import lazy_attributes
 from flywheel.loop._queue import (
     QueueItem,
+    ReviewQueue,
     expire_items,
     export_queue,
     import_labels,
     label_item,
     list_queue,
     next_item,
+    queue_counts,
 )
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ __getattr__ = lazy_attributes("flywheel.loop", _LAZY)
 __all__ = [
     "QueueItem",
     "Retrained",
+    "ReviewQueue",
     "expire_items",
     "export_queue",
     "import_labels",
@@ -42,5 +45,6 @@ __all__ = [
     "list_queue",
     "mine",
     "next_item",
+    "queue_counts",
     "retrain",
 ]

@@ -18,8 +18,10 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from flywheel.errors import DataError
@@ -28,12 +30,14 @@ from flywheel.project import Project
 
 __all__ = [
     "QueueItem",
+    "ReviewQueue",
     "expire_items",
     "export_queue",
     "import_labels",
     "label_item",
     "list_queue",
     "next_item",
+    "queue_counts",
 ]
 
 _QUEUE_SCHEMA = """
@@ -220,10 +224,76 @@ def _conflict_change(
     )
 
 
+class ReviewQueue:
+    """The review queue read by the database on one connection: how many items have each status,
+    the first open item not skipped, and one item by id — each one SQL query, so a page over a
+    long queue does not read every item (:func:`list_queue` does, to list them).
+
+    Opening it surfaces conflicting labels as :func:`list_queue` does, so what it reads is what
+    ``list_queue`` would list. Use it in a ``with`` block (or call :meth:`close`).
+    """
+
+    def __init__(self, project: Project) -> None:
+        self._conn = _queue_conn(project)
+        try:
+            _surface_conflicts(project, self._conn)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def __enter__(self) -> ReviewQueue:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def counts(self) -> dict[str, int]:
+        """How many items have each status present (``open``, ``labelled``, ``expired``), by status."""
+        rows = self._conn.execute("SELECT status, COUNT(*) FROM review_queue GROUP BY status ORDER BY status")
+        return {str(status): int(n) for status, n in rows}
+
+    def first_open(self, skip: Iterable[str] = ()) -> QueueItem | None:
+        """The open item with the highest priority (``list_queue``'s order) whose id is not in ``skip``."""
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM review_queue WHERE status='open' "
+            "AND id NOT IN (SELECT value FROM json_each(?)) ORDER BY score DESC, id LIMIT 1",
+            (json.dumps([str(s) for s in skip]),),
+        ).fetchone()
+        return None if row is None else _item(row)
+
+    def get(self, item_id: str) -> QueueItem | None:
+        """The item with this id, whatever its status (``None`` when the queue has none)."""
+        row = self._conn.execute(f"SELECT {_COLUMNS} FROM review_queue WHERE id=?", (item_id,)).fetchone()
+        return None if row is None else _item(row)
+
+    def open_among(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` are open items."""
+        rows = self._conn.execute(  # `+status`: found by id (few), not among every open item
+            "SELECT id FROM review_queue WHERE +status='open' AND id IN (SELECT value FROM json_each(?))",
+            (json.dumps([str(i) for i in ids]),),
+        )
+        return {str(r[0]) for r in rows}
+
+
+def queue_counts(project: Project) -> dict[str, int]:
+    """How many items of the project's queue have each status, counted by the database.
+
+    Only statuses that some item has are keys: an empty queue is ``{}``.
+    """
+    with ReviewQueue(project) as queue:
+        return queue.counts()
+
+
 def next_item(project: Project) -> QueueItem | None:
     """The open item with the highest priority."""
-    items = list_queue(project)
-    return items[0] if items else None
+    with ReviewQueue(project) as queue:
+        return queue.first_open()
 
 
 def label_item(

@@ -14,17 +14,21 @@ from typing import Any
 from flywheel.baselines import default_margin
 from flywheel.diagnosis import (
     BiasVariance,
+    Confusion,
     Curve,
     Diagnosis,
     Forecast,
     Level,
+    Reliability,
     WeakClass,
     WeakSegment,
     bias_variance,
+    confusion,
     forecast,
     measure_curve,
     next_actions,
     read_curve,
+    reliability,
     weak_classes,
     weak_segments,
 )
@@ -213,6 +217,19 @@ def _weak_spots(
     return classes, segments, searched
 
 
+def _plots(
+    plan_: Plan, best: Evaluation | None, split_name: str
+) -> tuple[Confusion | None, Reliability | None]:
+    """The best model's confusion matrix and reliability table on the selection split (classification)."""
+    ds, split = plan_.dataset, plan_.split
+    if best is None or ds.classes is None or split_name not in best.predictions:
+        return None, None
+    y = ds.y[split.valid if split_name == "valid" else split.test]
+    pred, proba = best.predictions[split_name], best.scores.get(split_name)
+    table = reliability(y, proba, ds.classes) if proba is not None else None
+    return confusion(y, pred, ds.classes), table
+
+
 def diagnose_best(plan_: Plan, ranked: Ranked, curve: Curve | None, forecast_: Forecast | None) -> Diagnosis:
     """Bias/variance, the curve and history read against the baselines, weak spots, ranked actions."""
     ref = plan_.objective.primary
@@ -273,4 +290,5 @@ def diagnose_best(plan_: Plan, ranked: Ranked, curve: Curve | None, forecast_: F
         searched,
         actions,
         notes,
+        *_plots(plan_, best, split_name),
     )

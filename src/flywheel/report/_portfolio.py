@@ -6,6 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from flywheel.report._charts import ARCHETYPE_COLOURS, figure_json, portfolio_figure, write_plotly_js
 from flywheel.report._run_report import template
 from flywheel.scoping import Entry
 
@@ -15,7 +16,7 @@ __all__ = [
 ]
 
 
-_COLOURS = {"software-2.0": "#2f6fd0", "human-in-the-loop": "#2e8b57", "autonomous": "#c0504d"}
+_COLOURS = ARCHETYPE_COLOURS
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -27,36 +28,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def write_chart_html(entries: list[Entry], path: Path) -> Path:
-    """The chart (inline SVG, no scripts) and the table, in one self-contained page."""
-    size, pad = 520, 40
-
-    def x(v: float) -> float:
-        return pad + size * v
-
-    def y(v: float) -> float:
-        return pad + size * (1 - v)
-
-    points = []
-    for e in entries:
-        a = e.assessment
-        f, i = a.feasibility, a.impact
-        points.append(
-            {
-                "name": a.project,
-                "rank": e.rank,
-                "x": x(f.score),
-                "y": y(i.score),
-                "x_low": x(f.low),
-                "x_high": x(f.high),
-                "y_low": y(i.low),
-                "y_high": y(i.high),
-                "colour": _COLOURS[a.archetype],
-                "measured": a.run_id is not None,
-            }
-        )
-    html = template("portfolio.html.j2").render(
-        size=size, pad=pad, points=points, rows=[e.to_dict() for e in entries]
-    )
+    """The chart (the workbench's Plotly figure, with ``plotly.min.js`` written beside the page) and
+    the table, in one page that loads nothing from the network."""
+    rows = [e.to_dict() for e in entries]
+    html = template("portfolio.html.j2").render(figure=figure_json(portfolio_figure(rows)), rows=rows)
+    write_plotly_js(path.parent)
     _atomic_write(path, html.encode("utf-8"))
     return path
 

@@ -55,6 +55,12 @@ class Entry:
             "priority": self.priority,
             "quadrant": quadrant(self.assessment),
             "measured": self.assessment.run_id is not None,
+            # What the feasibility score is made of, for a hover or a table beside the chart.
+            "drivers": {
+                d.name: {"score": d.score, "low": d.low, "high": d.high, "measured": d.measured}
+                for d in (self.assessment.data, self.assessment.accuracy, self.assessment.difficulty)
+            },
+            "advice": self.assessment.advice,
         }
 
 

@@ -4,10 +4,17 @@ the 404 page, and — unless read-only — the one write route, a review label.
 Pages are server-rendered and work without JavaScript; scripts add the charts (Plotly, served
 from the installed package) and the queue's keyboard shortcuts. Every asset is served here, so
 the workbench works on a machine with no network.
+
+Writing always needs a token, since any page open in the browser can post a form to a local
+address: the one in ``--token-file``, typed in the page, or else a session token made at start,
+held in memory and embedded in the queue page's form (another site's page cannot read it). On a
+loopback address, a request naming another host is refused, so a name rebound to 127.0.0.1 by
+another site's DNS cannot read the pages (nor the embedded token) as its own.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Sequence
@@ -15,9 +22,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from flywheel.errors import DataError, FlywheelError
 from flywheel.project import Project
@@ -31,6 +39,89 @@ __all__ = [
 
 _HERE = Path(__file__).parent
 _STATIC = {"style.css": "text/css", "queue.js": "text/javascript"}
+_LOOPBACK = "127.0.0.1, ::1 or localhost"
+
+
+def _loopback(name: str) -> bool:
+    """Whether ``name`` (a host name or address, an IPv6 one with or without brackets) is this
+    machine's loopback.
+
+    >>> [_loopback(h) for h in ("127.0.0.1", "[::1]", "LocalHost", "0.0.0.0", "evil.example")]
+    [True, True, True, False, False]
+    """
+    name = name.strip().lower().rstrip(".")
+    if name.startswith("[") and name.endswith("]"):
+        name = name[1:-1]
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_name(header: str) -> str:
+    """The host a ``Host`` header names, without its port.
+
+    >>> [_host_name(h) for h in ("127.0.0.1:8765", "[::1]:8765", "localhost", "::1")]
+    ['127.0.0.1', '::1', 'localhost', '::1']
+    """
+    if header.startswith("["):
+        name, _, rest = header[1:].partition("]")
+        return name if rest == "" or (rest[:1] == ":" and rest[1:].isdigit()) else header
+    name, colon, port = header.partition(":")
+    return name if colon and ":" not in port and port.isdigit() else header
+
+
+class _LoopbackHosts:
+    """ASGI middleware: a request whose ``Host`` is not a loopback name gets a bare one-line 400.
+
+    Another site can point its own name at 127.0.0.1 (DNS rebinding) and then read this
+    workbench as its own origin; its requests still carry its name in ``Host``, so they end here.
+    The answer names no project: whoever asked reads it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            named = [v for k, v in scope["headers"] if k == b"host"]
+            host = named[0].decode("latin-1") if len(named) == 1 else ""
+            if not _loopback(_host_name(host)):
+                line = (
+                    f"Host {host!r}: this workbench listens on a loopback address and answers only "
+                    f"to {_LOOPBACK} (with any port)"
+                )
+                if "application/json" in headers.get(b"accept", b"").decode("latin-1"):
+                    refused: Response = JSONResponse({"detail": line}, status_code=400)
+                else:
+                    refused = PlainTextResponse(line + "\n", status_code=400)
+                refused.headers["X-Content-Type-Options"] = "nosniff"
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _write_token(host: str, token: str | None, read_only: bool) -> tuple[str | None, bool]:
+    """The token labelling needs (``None``: no write route) and whether the page embeds it.
+
+    Raises
+    ------
+    FlywheelError
+        When labelling would be served on a non-loopback address without a token of the user's.
+    """
+    if read_only:
+        return None, False
+    if token is not None:
+        return token, False
+    if not _loopback(host):
+        raise FlywheelError(
+            f"--host {host}: labelling on a non-loopback address needs --token-file (or use --read-only); "
+            f"without either, the host must be {_LOOPBACK}"
+        )
+    return secrets.token_urlsafe(32), True
 
 
 def _load_projects(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Project]:
@@ -57,32 +148,45 @@ def _load_projects(paths: Sequence[str | os.PathLike[str]]) -> dict[str, Project
 
 
 def create_app(
-    paths: Sequence[str | os.PathLike[str]], *, token: str | None = None, read_only: bool = False
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    token: str | None = None,
+    read_only: bool = False,
+    host: str = "127.0.0.1",
 ) -> FastAPI:
-    """The workbench over the projects at ``paths``.
+    """The workbench over the projects at ``paths``, to be served on ``host``.
 
-    ``token``: labelling needs ``Authorization: Bearer <token>`` (or the page's token field).
+    ``token``: labelling needs ``Authorization: Bearer <token>`` (or the page's token field, typed).
+    Without one, labelling needs a session token made here, held in memory only and embedded in
+    the queue page's form — allowed on a loopback ``host`` only.
     ``read_only``: no write route is registered at all; the queue page shows items only.
+    On a loopback ``host``, a request whose ``Host`` header is not a loopback name gets a 400.
 
     Raises
     ------
     FlywheelError
-        When a path holds no project, or two projects share a name.
+        When a path holds no project, two projects share a name, or labelling would be served on a
+        non-loopback ``host`` without ``token``.
     """
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     if not paths:
         raise FlywheelError("flywheel ui: give at least one project file or folder; got none")
+    needed, embedded = _write_token(host, token, read_only)
     app = FastAPI(title="flywheel workbench", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.projects = _load_projects(paths)
     app.state.paths = [p.path for p in app.state.projects.values()]
-    app.state.token = None if read_only else token
+    app.state.token = needed
+    app.state.token_embedded = embedded
     app.state.read_only = read_only
     env = Environment(
         loader=FileSystemLoader(_HERE / "templates"), autoescape=select_autoescape(["j2", "html"])
     )
     env.filters["quote"] = lambda s: quote(str(s), safe="")
+    env.globals["embedded_token"] = needed if embedded else None  # the queue form's hidden field
     app.state.env = env
+    if _loopback(host):
+        app.add_middleware(_LoopbackHosts)
     _add_static(app)
     _add_errors(app)
 
@@ -94,12 +198,10 @@ def create_app(
 
 def _add_static(app: FastAPI) -> None:
     @app.get("/static/plotly.min.js", include_in_schema=False)
-    async def plotly_js() -> Response:
-        import plotly
+    async def plotly_script() -> Response:
+        from flywheel.report import plotly_js
 
-        return FileResponse(
-            Path(plotly.__file__).parent / "package_data" / "plotly.min.js", media_type="text/javascript"
-        )
+        return FileResponse(plotly_js(), media_type="text/javascript")
 
     @app.get("/static/{name}", include_in_schema=False)
     async def static(name: str) -> Response:
@@ -148,13 +250,15 @@ def _authorised(request: Request, form: dict[str, str]) -> str | None:
     expected = request.app.state.token
     if expected is None:
         return None
+    embedded = request.app.state.token_embedded
     header = request.headers.get("authorization", "")
     given = header[7:].strip() if header.lower().startswith("bearer ") else form.get("token", "")
     if not given:
-        return (
-            "a token is required to label here; send 'Authorization: Bearer <token>' or fill the token field"
-        )
+        where = "label from this workbench's queue page" if embedded else "fill the token field"
+        return f"a token is required to label here; {where} or send 'Authorization: Bearer <token>'"
     if not secrets.compare_digest(given.encode("utf-8", "replace"), expected.encode()):
+        if embedded:
+            return "not this workbench's session token (a new one is made at each start; reload the page)"
         return "not this workbench's token (the one in the file given to --token-file)"
     return None
 

@@ -23,8 +23,8 @@ __all__ = [
 
 
 def _portfolio(paths: list[Any]) -> dict[str, Any]:
+    from flywheel.report import figure_json, portfolio_figure
     from flywheel.scoping import portfolio
-    from flywheel.workbench._charts import figure_json, portfolio_figure
 
     rows = [e.to_dict() for e in portfolio(paths)]
     return {"rows": rows, "chart_figure": figure_json(portfolio_figure(rows))}

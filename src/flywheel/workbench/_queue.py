@@ -78,29 +78,32 @@ def _top_classes(project: Project, prediction_id: str | None, k: int = 3) -> lis
 def queue_view(project: Project, skip: list[str], show: str | None) -> dict[str, Any]:
     """The item to show (``show``, or the first open one not skipped), with progress counts.
 
+    The database counts and picks (:class:`flywheel.loop.ReviewQueue`), so a long queue is not read.
+
     Raises
     ------
     NotFound
         When ``show`` names no item of this project's queue.
     """
-    from flywheel.loop import list_queue
+    from flywheel.loop import ReviewQueue
 
-    everything = list_queue(project, None)
-    open_items = [i for i in everything if i.status == "open"]
-    labelled = sum(1 for i in everything if i.status == "labelled")
-    if show is not None:
-        item = next((i for i in everything if i.id == show), None)
-        if item is None:
-            raise NotFound(f"review item {show!r} is not in the queue of project {project.project!r}")
-    else:
-        item = next((i for i in open_items if i.id not in skip), None)
+    with ReviewQueue(project) as queue:
+        counts = queue.counts()
+        if show is not None:
+            item = queue.get(show)
+            if item is None:
+                raise NotFound(f"review item {show!r} is not in the queue of project {project.project!r}")
+        else:
+            item = queue.first_open(skip)
+        still_open = queue.open_among(skip)
+    opened = counts.get("open", 0)
     return {
         "item": item,
         "top": _top_classes(project, item.prediction_id) if item is not None else [],
-        "open": len(open_items),
-        "labelled": labelled,
-        "skipped": [s for s in skip if any(i.id == s for i in open_items)],
-        "all_skipped": item is None and bool(open_items),
+        "open": opened,
+        "labelled": counts.get("labelled", 0),
+        "skipped": [s for s in skip if s in still_open],
+        "all_skipped": item is None and opened > 0,
     }
 
 
@@ -114,9 +117,10 @@ def give_label(project: Project, item_id: str, label: str, by: str, classes: lis
     DataError
         When the item expired (a new champion) or the label is not allowed.
     """
-    from flywheel.loop import label_item, list_queue
+    from flywheel.loop import ReviewQueue, label_item
 
-    item = next((i for i in list_queue(project, None) if i.id == item_id), None)
+    with ReviewQueue(project) as queue:
+        item = queue.get(item_id)
     if item is None:
         raise NotFound(f"review item {item_id!r} is not in the queue of project {project.project!r}")
     if item.status == "open":

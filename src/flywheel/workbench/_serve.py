@@ -2,6 +2,8 @@
 
 The address is bound before anything is printed, so the one line says the port that is really
 listened on (``--port 0`` picks a free one), and a port in use is one line rather than a traceback.
+Labelling always needs a token: the token file's, or a session token the queue page carries
+(on a loopback address only; elsewhere, without a token file, nothing listens).
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ def serve(
     Raises
     ------
     FlywheelError
-        When a path holds no project, two projects share a name, the token file is unusable or
-        the address cannot be bound — before anything listens.
+        When a path holds no project, two projects share a name, the token file is unusable,
+        labelling would be served on a non-loopback ``host`` without a token file, or the address
+        cannot be bound — before anything listens.
     """
     import uvicorn
 
@@ -41,7 +44,9 @@ def serve(
         token, created = load_token(token_file)
         made = "a new token, mode 0600, " if created else "the token "
         note = f"; labelling needs {made}in {token_file}"
-    app = create_app(paths, token=token, read_only=read_only)
+    app = create_app(paths, token=token, read_only=read_only, host=host)
+    if app.state.token_embedded:
+        note = ", guarded by a session token embedded in the page"
     sock = listen(host, port)
     shown = f"[{host}]" if ":" in host else host
     mode = "read-only" if read_only else "labelling on"

@@ -50,8 +50,8 @@ def _stored(project: Project) -> dict[str, Any]:
 
 def project_view(project: Project) -> dict[str, Any]:
     """The project page: verdict, next actions, leaderboard, ladder, curve, readiness, lifecycle."""
+    from flywheel.report import run_figures
     from flywheel.scoping import proposals
-    from flywheel.workbench._charts import figure_json, ladder_figure, learning_curve_figure
 
     found = _stored(project)
     run = found["run"]
@@ -61,22 +61,13 @@ def project_view(project: Project) -> dict[str, Any]:
     if run is None:
         return view
     objective = run.get("objective") or {}
-    target = objective.get("target")
-    metric = objective.get("optimize", "score")
     diagnosis = run.get("diagnosis") or {}
-    ladder = run.get("ladder") or []
-    view["metric"] = metric
+    view["metric"] = objective.get("optimize", "score")
     view["actions"] = diagnosis.get("actions") or []
     view["standings"] = (run.get("ranking") or {}).get("standings") or []
     view["assessment"] = run.get("assessment") or {}
     view["timeline"] = (run.get("phase") or {}).get("timeline") or []
-    if ladder:
-        view["charts"]["ladder"] = figure_json(ladder_figure(ladder, metric, target))
-    curve = diagnosis.get("curve")
-    if curve and curve.get("points"):
-        baselines = [r for r in ladder if r.get("role") == "baseline" and r.get("kind") != "model"]
-        human = next((r["value"] for r in ladder if r.get("kind") == "human"), None)
-        view["charts"]["curve"] = figure_json(learning_curve_figure(curve, baselines, human, target))
+    view["charts"] = run_figures(run)
     view["curve_findings"] = diagnosis.get("curve_findings") or []
     return view
 

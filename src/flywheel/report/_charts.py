@@ -1,25 +1,35 @@
-"""The workbench's charts, built in Python with Plotly and drawn in the page by ``plotly.min.js``
-(served from the installed plotly package, so nothing is fetched from a CDN).
+"""Every chart flywheel draws, built in Python with Plotly and drawn in the page by ``plotly.min.js``.
 
-Figures are made here rather than in JavaScript so that the numbers on a chart are the stored
-numbers, formatted once; Plotly picks round ticks, and every axis has a title and every trace a
+The static reports and the workbench use these same figures: the report writes ``plotly.min.js``
+beside its pages (copied from the installed plotly package), the workbench serves it, so nothing
+is fetched from a CDN. Figures are made from the stored run (its JSON form), so a chart shows the
+stored numbers, formatted once; Plotly picks round ticks, every axis has a title and every trace a
 name in the legend.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ARCHETYPE_COLOURS",
     "figure_json",
+    "log_ticks",
     "ladder_figure",
-    "learning_curve_figure",
+    "leaderboard_figure",
+    "plotly_js",
     "portfolio_figure",
+    "write_plotly_js",
 ]
 
-_ARCHETYPE_COLOURS = {"software-2.0": "#2f6fd0", "human-in-the-loop": "#2e8b57", "autonomous": "#c0504d"}
+ARCHETYPE_COLOURS = {"software-2.0": "#2f6fd0", "human-in-the-loop": "#2e8b57", "autonomous": "#c0504d"}
 _ROLE_COLOURS = {"baseline": "#8a94a6", "candidate": "#2f6fd0", "declared": "#c0504d"}
+_QUIET = {"color": "#5b6473"}
 _FONT = {"family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", "size": 13}
 
 
@@ -34,6 +44,26 @@ def _layout(title: str, x: str, y: str, **extra: Any) -> dict[str, Any]:
         "template": "plotly_white",
         **extra,
     }
+
+
+def log_ticks(low: float, high: float) -> dict[str, Any]:
+    """Round tick values (1, 2, 5 × a power of ten, thinned to at most eight) for a log axis over
+    ``low``–``high``, labelled with thousands separators: Plotly's own log ticks label the
+    minor ones with bare digits ("2 3 4 … 9 100 2 3")."""
+    low, high = max(low, 1e-12), max(high, low)
+    powers = range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
+    values: list[float] = []
+    for mantissas in ((1, 2, 5), (1, 1.5, 2, 3, 4, 5, 7)):
+        values = [m * 10.0**e for e in powers for m in mantissas if low <= m * 10.0**e <= high]
+        if len(values) >= 3:
+            break
+    else:  # a narrow range: three points to three significant digits, so each label is its value
+        rounded = {float(f"{v:.3g}") for v in (low, math.sqrt(low * high), high)}
+        values = sorted(v for v in rounded if low <= v <= high) or [low, high]
+    step = max(1, math.ceil(len(values) / 8))
+    values = values[::step]
+    text = [f"{v:,.0f}" if v >= 10 else f"{v:.3g}" for v in values]
+    return {"type": "log", "tickmode": "array", "tickvals": values, "ticktext": text}
 
 
 def figure_json(fig: Any) -> str:
@@ -56,12 +86,37 @@ def _error_bars(scores: list[dict[str, Any]], colour: str) -> dict[str, Any]:
     }
 
 
+def _range(d: dict[str, Any]) -> str:
+    return f"{d['score']:.2f} ({d['low']:.2f}–{d['high']:.2f})"
+
+
+def _evidence(row: dict[str, Any]) -> str:
+    """The hover text of one project: both scores with their ranges and what feasibility rests on."""
+    lines = [
+        f"feasibility {_range(row['feasibility'])} · impact {_range(row['impact'])}",
+        f"{row['quadrant']} · phase {row.get('phase', '—')} · "
+        + ("measured by a run" if row["measured"] else "declared only, no run yet"),
+    ]
+    drivers = row.get("drivers") or {}
+    if drivers:
+        lines.append(
+            " · ".join(
+                f"{name} {d['score']:.2f}" + (" measured" if d.get("measured") else " declared")
+                for name, d in drivers.items()
+            )
+        )
+    value = row.get("net_value_per_year")
+    if _finite(value):
+        lines.append(f"net value {value:,.0f} a year")
+    return "<br>".join(lines)
+
+
 def portfolio_figure(rows: list[dict[str, Any]]) -> Any:
     """Impact against feasibility, one trace per archetype (the legend), with uncertainty bars."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    for archetype, colour in _ARCHETYPE_COLOURS.items():
+    for archetype, colour in ARCHETYPE_COLOURS.items():
         mine = [r for r in rows if r["archetype"] == archetype]
         if not mine:
             continue
@@ -82,9 +137,8 @@ def portfolio_figure(rows: list[dict[str, Any]]) -> Any:
                 },
                 error_x=_error_bars(f, colour),
                 error_y=_error_bars(i, colour),
-                customdata=[[r["quadrant"], "measured" if r["measured"] else "declared only"] for r in mine],
-                hovertemplate="%{text}<br>feasibility %{x:.2f}<br>impact %{y:.2f}"
-                "<br>%{customdata[0]} · %{customdata[1]}<extra></extra>",
+                customdata=[_evidence(r) for r in mine],
+                hovertemplate="%{text}<br>%{customdata}<extra></extra>",
             )
         )
     layout = _layout(
@@ -93,6 +147,15 @@ def portfolio_figure(rows: list[dict[str, Any]]) -> Any:
         "impact",
         xaxis={"range": [0, 1.05], "dtick": 0.2},
         yaxis={"range": [0, 1.05], "dtick": 0.2},
+        annotations=[
+            {"x": x, "y": y, "text": text, "showarrow": False, "xanchor": anchor, "font": _QUIET}
+            for text, x, y, anchor in (
+                ("do first", 1.04, 1.03, "right"),
+                ("long shot", 0.01, 1.03, "left"),
+                ("quick win", 1.04, 0.02, "right"),
+                ("reconsider", 0.01, 0.02, "left"),
+            )
+        ],
         shapes=[
             {
                 "type": "line",
@@ -178,56 +241,59 @@ def _role(rung: dict[str, Any]) -> str:
     return "baseline" if rung.get("role") == "baseline" else "candidate"
 
 
-def learning_curve_figure(
-    curve: dict[str, Any], baselines: list[dict[str, Any]], human: float | None, target: float | None
-) -> Any:
-    """Validation (with its spread over repeats) and training score against training rows, the
-    baselines, the human level and the target as labelled horizontal lines."""
+def _span(value: float, interval: Any) -> dict[str, float]:
+    """``score``/``low``/``high`` of a value and its interval (the value itself where an end is missing)."""
+    low, high = (interval or [None, None])[:2]
+    return {"score": value, "low": low if _finite(low) else value, "high": high if _finite(high) else value}
+
+
+def leaderboard_figure(standings: list[dict[str, Any]], metric: str) -> Any | None:
+    """Each ranked model's validation value with its interval, best first; ``None`` when empty."""
     import plotly.graph_objects as go
 
-    points = curve["points"]
-    sizes = [p["size"] for p in points]
-    metric = curve.get("metric", "score")
-    fig = go.Figure()
-    fig.add_trace(
+    shown = [s for s in standings if _finite(s.get("value"))]
+    if not shown:
+        return None
+    spans = [_span(s["value"], s.get("interval")) for s in shown]
+    fig = go.Figure(
         go.Scatter(
-            x=sizes,
-            y=[p["valid"] for p in points],
-            mode="lines+markers",
-            name=f"{curve.get('model', 'model')} validation",
-            error_y={"type": "data", "array": [p.get("valid_sd") or 0 for p in points]},
+            x=[s["value"] for s in shown],
+            y=[f"{s.get('rank', '')}. {s['name']}" for s in shown],
+            mode="markers",
+            name=f"validation {metric} (95% interval)",
+            marker={"size": 11, "color": "#2f6fd0"},
+            error_x=_error_bars(spans, "#2f6fd0"),
+            hovertemplate="%{y}: %{x:.4f}<extra></extra>",
         )
     )
-    if any(_finite(p.get("train")) for p in points):
-        fig.add_trace(
-            go.Scatter(
-                x=sizes,
-                y=[p.get("train") for p in points],
-                mode="lines+markers",
-                name="training",
-                line={"dash": "dot"},
-            )
+    fig.update_layout(
+        **_layout(
+            f"Leaderboard: validation {metric} with 95% intervals",
+            f"validation {metric}",
+            "model",
+            yaxis={"autorange": "reversed", "automargin": True, "type": "category"},
+            height=max(300, 36 * len(shown) + 160),
         )
-    lines = [(b["name"] + " (baseline)", b["value"], "#8a94a6") for b in baselines]
-    if human is not None:
-        lines.append(("human (declared)", human, "#c0504d"))
-    if target is not None:
-        lines.append(("target", target, "#2e8b57"))
-    for name, value, colour in lines:
-        fig.add_trace(
-            go.Scatter(
-                x=[min(sizes), max(sizes)],
-                y=[value, value],
-                mode="lines",
-                name=name,
-                line={"color": colour, "dash": "dash", "width": 1.5},
-            )
-        )
-    layout = _layout(
-        f"Learning curve: {metric} against training rows",
-        "training rows (log scale)",
-        f"validation {metric}",
-        xaxis={"type": "log"},
     )
-    fig.update_layout(**layout)
     return fig
+
+
+def plotly_js() -> Path:
+    """The installed plotly package's ``plotly.min.js`` (what every page loads; never a CDN)."""
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def write_plotly_js(folder: Path) -> Path:
+    """Copy ``plotly.min.js`` beside the pages in ``folder`` unless the same file is there already."""
+    source, target = plotly_js(), folder / "plotly.min.js"
+    if target.exists() and target.stat().st_size == source.stat().st_size:
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    os.close(fd)
+    shutil.copyfile(source, tmp)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, target)
+    return target
