@@ -10,7 +10,6 @@ import pytest
 from flywheel.errors import StoreError
 from flywheel.pipeline import run
 from flywheel.registry import SCHEMA_VERSION, EvaluationRow, RunRow, ScoreRow, open_store
-from flywheel.registry import _schema as schema_mod
 
 
 def test_fresh_store_is_wal_and_versioned(tmp_path: Path) -> None:
@@ -77,24 +76,24 @@ def test_not_a_database_is_refused(tmp_path: Path) -> None:
         open_store(tmp_path)
 
 
-def test_older_store_is_migrated_forward(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_race_that_registered_a_version_twice_is_refused_unchanged(tmp_path: Path) -> None:
     open_store(tmp_path).close()
-    applied: list[int] = []
-
-    def add_column(conn: object) -> None:
-        from sqlalchemy import text
-
-        conn.execute(text("ALTER TABLE runs ADD COLUMN extra TEXT"))  # type: ignore[attr-defined]
-        applied.append(SCHEMA_VERSION + 1)
-
-    monkeypatch.setattr(schema_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setitem(schema_mod.MIGRATIONS, SCHEMA_VERSION + 1, add_column)
-    s = open_store(tmp_path)
-    assert applied == [SCHEMA_VERSION + 1]
-    assert s.schema_version() == SCHEMA_VERSION + 1
-    s.close()
     con = sqlite3.connect(tmp_path / "flywheel.db")
-    assert "extra" in [r[1] for r in con.execute("PRAGMA table_info(runs)")]
+    con.execute("DROP INDEX ux_models_version")
+    for _ in range(2):
+        con.execute(
+            "INSERT INTO models(project, name, version, path, data_fingerprint, split_fingerprint, "
+            "objective_version, run_id, created_at) "
+            "VALUES ('p', 'm', 1, 'x', 'd', 's', 'o', 'r', '2026-01-01')"
+        )
+    con.execute("UPDATE meta SET value='5' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="version 1 of p/m is registered twice"):
+        open_store(tmp_path)
+    con = sqlite3.connect(tmp_path / "flywheel.db")
+    assert con.execute("SELECT value FROM meta").fetchone()[0] == "5"  # rolled back whole
+    assert con.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0006"
     con.close()
 
 
@@ -135,7 +134,7 @@ def test_a_version_1_store_is_migrated_to_the_current_schema(tmp_path: Path) -> 
     con.commit()
     con.close()
     s = open_store(tmp_path)
-    assert s.schema_version() == SCHEMA_VERSION == 5
+    assert s.schema_version() == SCHEMA_VERSION == 6
     assert s.objective_log("anything") == [] and s.list_models("anything") == []
     assert s.phase_events("anything") == []
     s.close()

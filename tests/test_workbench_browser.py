@@ -72,7 +72,7 @@ def _chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workbench, Path, str]]:
+def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workbench, Path]]:
     where = tmp_path_factory.mktemp("browser")
     assert _fly(where, "demo").returncode == 0
     project = where / "flywheel-demo"
@@ -81,7 +81,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workbench,
     assert _fly(where, "monitor", str(project)).returncode in (0, 1, 3)
     server = Workbench(str(project))  # the default: a session token embedded in the queue page
     try:
-        yield server, project, ""
+        yield server, project
     finally:
         server.stop()
 
@@ -108,7 +108,7 @@ def _page(browser: Any, errors: list[str]) -> Any:
 
 
 def test_every_page_loads_cleanly_is_named_and_readable(bench: Any, browser: Any, tmp_path: Path) -> None:
-    server, _, _ = bench
+    server, _ = bench
     errors: list[str] = []
     page = _page(browser, errors)
     base = f"{server.url}/project/digit-sorter"
@@ -138,7 +138,7 @@ def test_every_page_loads_cleanly_is_named_and_readable(bench: Any, browser: Any
 
 
 def test_five_items_labelled_by_keyboard_become_feedback_and_one_is_undone(bench: Any, browser: Any) -> None:
-    server, project, token = bench
+    server, project = bench
     errors: list[str] = []
     page = _page(browser, errors)
     page.goto(f"{server.url}/project/digit-sorter/queue", wait_until="networkidle")

@@ -127,7 +127,7 @@ def alias(
 
     from flywheel.evaluation import read_artifact
     from flywheel.project import load_project
-    from flywheel.registry import open_store
+    from flywheel.registry import project_store
 
     with user_errors():
         if label in ("champion", "challenger"):
@@ -137,7 +137,7 @@ def alias(
         if not label.replace("-", "").replace("_", "").isalnum():
             raise FlywheelError(f"flywheel alias: an alias is letters, digits, '-' or '_'; got {label!r}")
         project = load_project(path)
-        store = open_store(project.store_dir)
+        store = project_store(project)
         try:
             model = store.latest_model(project.project, name)
             if model is None:

@@ -242,7 +242,7 @@ def phase_back(
     """Record a loop-back to an earlier phase and why (--to data --reason "labels unreliable"), or
     accept a move the monitor proposes (--accept data-drift)."""
     from flywheel.project import load_project
-    from flywheel.registry import open_store
+    from flywheel.registry import project_store
     from flywheel.scoping import accepted_reason, gather, validate_move
 
     with user_errors():
@@ -259,7 +259,7 @@ def phase_back(
         else:
             text = reason.strip()
             target = validate_move(state.phase, to, text)
-        store = open_store(project.store_dir)
+        store = project_store(project)
         try:
             store.record_phase(project.project, when, state.phase, target, text)
         finally:

@@ -16,13 +16,12 @@ def from_store(
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Load the project and read from its store; a project with no store yet has no rows (none is made)."""
     from flywheel.project import load_project
-    from flywheel.registry import DB_NAME, open_store
+    from flywheel.registry import has_store, project_store
 
     project = load_project(path)
-    db_file = project.store_dir / DB_NAME
-    if not db_file.exists():
+    if not has_store(project):
         return project, []
-    store = open_store(db_file, create=False)
+    store = project_store(project, create=False)
     try:
         return project, query(store, project.project)
     finally:

@@ -219,9 +219,9 @@ def _score_weak_spots(
 ) -> None:
     """Add 0.5 to ``score`` per weak class or weak segment of the latest diagnosis a row falls in."""
     from flywheel.diagnosis import WeakSegment
-    from flywheel.registry import open_store
+    from flywheel.registry import project_store
 
-    store = open_store(project.store_dir, create=False)
+    store = project_store(project, create=False)
     try:
         latest = store.latest_run(project.project)
     finally:

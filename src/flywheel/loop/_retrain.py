@@ -258,10 +258,10 @@ def _register(
     added: int,
 ) -> int:
     """Save the model and its judgement as the next version of ``name``, aliased ``challenger``."""
-    from flywheel.registry import open_store, save_version
+    from flywheel.registry import project_store, save_version
 
     now = datetime.now(UTC)
-    store = open_store(project.store_dir)
+    store = project_store(project)
     try:
         run_id = f"retrain-{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
         saved = save_version(

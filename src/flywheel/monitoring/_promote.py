@@ -30,7 +30,7 @@ def promote_on_traffic(project: Project, name: str) -> tuple[Any, dict[str, Any]
     from flywheel.monitoring._monitor import readable, setting
     from flywheel.monitoring._traffic import _labelled, _pair
     from flywheel.prediction_log import LOG_NAME
-    from flywheel.registry import GateResult, open_store
+    from flywheel.registry import GateResult, project_store
 
     log = project.store_dir / LOG_NAME
     if not log.is_file():
@@ -38,7 +38,7 @@ def promote_on_traffic(project: Project, name: str) -> tuple[Any, dict[str, Any]
             f"flywheel promote --on traffic: {project.project} has no prediction log; "
             f"serve with `flywheel serve --shadow {name}` and send feedback first"
         )
-    store = open_store(project.store_dir, create=False)
+    store = project_store(project, create=False)
     try:
         # An alias (challenger, shadow) first, as `serve --shadow` resolves it; then a model's newest version.
         model = store.get_alias(project.project, name) or store.latest_model(project.project, name)
@@ -68,7 +68,7 @@ def promote_on_traffic(project: Project, name: str) -> tuple[Any, dict[str, Any]
     verdict = GateResult(**{k: v for k, v in pair["gate"].items() if k != "exit_code"})
     if verdict.status == "pass":
         read_artifact(model, "flywheel promote:")  # never a missing or altered artifact as champion
-        store = open_store(project.store_dir)
+        store = project_store(project)
         try:
             note = f"gate passed on traffic: {verdict.reasons[0]}"
             store.set_alias(project.project, "champion", model["id"], datetime.now(UTC), note=note)

@@ -224,9 +224,9 @@ def _lab_of(
 ) -> dict[str, Any] | None:
     """``name`` v``version``'s metric on the test split (its lab estimate), None when it cannot load."""
     from flywheel.evaluation import load_model
-    from flywheel.registry import open_store
+    from flywheel.registry import project_store
 
-    store = open_store(project.store_dir, create=False)
+    store = project_store(project, create=False)
     try:
         entry = next(
             (

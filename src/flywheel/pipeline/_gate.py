@@ -23,12 +23,12 @@ from flywheel.metrics import get_metric
 from flywheel.pipeline._run import run
 from flywheel.project import load_project
 from flywheel.registry import (
-    DB_NAME,
     GateResult,
     champion_predictions,
     checked_champion,
+    has_store,
     judge_candidate,
-    open_store,
+    project_store,
     retrained_verdict,
 )
 from flywheel.results import RunResult
@@ -154,7 +154,7 @@ def promote_after_run(project: Any, result: RunResult) -> tuple[GateResult | Non
     """
     if not any(s.role == "candidate" and s.eligible for s in result.ranking.standings):
         return None, None
-    store = open_store(project.store_dir)
+    store = project_store(project)
     try:
         if store.get_alias(project.project, "champion") is not None:
             return None, None
@@ -179,7 +179,7 @@ def promote(
         When ``name`` has no saved artifact; a failed gate is returned, not raised.
     """
     project = load_project(path)
-    store = open_store(project.store_dir, create=False) if (project.store_dir / DB_NAME).exists() else None
+    store = project_store(project, create=False) if has_store(project) else None
     try:
         saved = store is not None and store.latest_model(project.project, name) is not None
     finally:
@@ -190,7 +190,7 @@ def promote(
     verdict = None if force else retrained_verdict(project, name)
     if verdict is None and not force:
         verdict = gate(project.path, candidate=name, executor=executor)
-    store = open_store(project.store_dir)
+    store = project_store(project)
     try:
         if force and store.latest_model(project.project, name) is None:
             run(project, executor=executor, diagnose=False)  # make sure an artifact of this model exists

@@ -27,7 +27,7 @@ from flywheel.pipeline._rank import Ranked, rank_evaluations
 from flywheel.pipeline._register import note_objective_change, register_artifacts
 from flywheel.pipeline._scope import scope_run
 from flywheel.project import Project, load_project
-from flywheel.registry import Store, open_store
+from flywheel.registry import Store, project_store
 from flywheel.results import RunResult
 
 __all__ = [
@@ -119,7 +119,7 @@ def run(
     plan_ = plan(proj, candidates=candidates)
     check_target(plan_, target)
     own_store = store is None and save
-    db = open_store(proj.store_dir) if own_store else store  # version-checked before any fitting
+    db = project_store(proj) if own_store else store  # version-checked before any fitting
     try:
         metrics = default_metrics(plan_.dataset.task, plan_.objective)
         executor = executor or LocalExecutor()

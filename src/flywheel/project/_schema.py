@@ -243,7 +243,24 @@ class Project(_Strict):
     ethics: str | None = None  # a note: who could be harmed, and what was done about it
     # Readiness items done by hand (declared: worth half of one shown by an artifact).
     readiness: dict[str, bool] = Field(default_factory=dict)
+    # Where runs and the registry are kept: None is .flywheel/flywheel.db beside this file; a team
+    # shares a database URL (postgresql+psycopg://USER@HOST/DB). $FLYWHEEL_STORE overrides it.
+    store: str | None = None
     _path: Path = PrivateAttr(default=Path(PROJECT_FILE))
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        scheme = v.split("://", 1)[0] if "://" in v else ""
+        if scheme not in ("sqlite", "postgresql", "postgresql+psycopg", "postgresql+psycopg2"):
+            shown = v.split("@")[-1] if "@" in v else v
+            raise ValueError(
+                f"must be a database URL: sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB; "
+                f"got {shown!r}"
+            )
+        return v
 
     @field_validator("project")
     @classmethod

@@ -20,7 +20,17 @@ from flywheel.registry._schema import (
     RunRow,
     ScoreRow,
 )
-from flywheel.registry._store import Store, open_store, store_file
+from flywheel.registry._store import (
+    STORE_ENV,
+    SUPPORTED,
+    Store,
+    has_store,
+    open_store,
+    project_store,
+    shown_url,
+    store_file,
+    store_location,
+)
 
 if TYPE_CHECKING:
     from flywheel.registry._aliases import load_alias, save_version
@@ -67,16 +77,22 @@ __all__ = [
     "RunRecord",
     "RunRow",
     "SCHEMA_VERSION",
+    "STORE_ENV",
+    "SUPPORTED",
     "ScoreRow",
     "Store",
     "champion_predictions",
     "checked_champion",
     "flywheel_summary",
+    "has_store",
     "judge_candidate",
     "load_alias",
     "loop_counts",
     "open_store",
+    "project_store",
     "retrained_verdict",
     "save_version",
+    "shown_url",
     "store_file",
+    "store_location",
 ]

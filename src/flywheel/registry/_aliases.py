@@ -8,13 +8,14 @@ service, mining and retraining load the one an alias points at.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from flywheel.data import Dataset
 from flywheel.errors import ModelError
 from flywheel.evaluation import LoadedModel, artifact_sha256, load_model, save_artifact, write_atomically
 from flywheel.project import Project
-from flywheel.registry._store import DB_NAME, Store, open_store
+from flywheel.registry._store import Store, has_store, project_store
 
 __all__ = [
     "load_alias",
@@ -39,26 +40,29 @@ def save_version(
 
     ``beside`` maps suffixes to texts written next to the artifact before it is registered
     (``{".judged.json": ...}``), so a registered version never lacks them. Every file is written
-    whole (temporary file, then rename) before the row is: a process killed on the way leaves at
-    most unregistered files, which the next save of that version replaces.
+    whole (temporary file, then rename) before the row is, while the version number is reserved
+    (:meth:`~flywheel.registry.Store.register_next`): a process killed on the way leaves at most
+    unregistered files, which the next save of that version replaces, and two processes saving
+    at once get two numbers.
     """
-    version = store.next_model_version(project.project, name)
-    path = project.store_dir / "models" / name / f"v{version}.pkl"
-    for suffix, text in (beside or {}).items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path.with_suffix(suffix), text.encode("utf-8"))
-    save_artifact(path, blob, ds)
-    return store.register_model(
+
+    def write(version: int) -> tuple[Path, str]:
+        path = project.store_dir / "models" / name / f"v{version}.pkl"
+        for suffix, text in (beside or {}).items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomically(path.with_suffix(suffix), text.encode("utf-8"))
+        save_artifact(path, blob, ds)
+        return path, artifact_sha256(blob)
+
+    return store.register_next(
         project.project,
         name,
-        version,
-        path,
-        ds.fingerprint,
-        split_fingerprint,
-        objective_version,
-        run_id,
-        when,
-        sha256=artifact_sha256(blob),
+        write,
+        data_fingerprint=ds.fingerprint,
+        split_fingerprint=split_fingerprint,
+        objective_version=objective_version,
+        run_id=run_id,
+        when=when,
     )
 
 
@@ -70,9 +74,9 @@ def load_alias(project: Project, alias: str = "champion") -> LoadedModel:
     ModelError
         When the project has no store, no model holds ``alias``, or its artifact cannot load.
     """
-    if not (project.store_dir / DB_NAME).exists():
+    if not has_store(project):
         raise ModelError(f"{project.project}: no store yet; run `flywheel run` and `flywheel promote` first")
-    store = open_store(project.store_dir, create=False)
+    store = project_store(project, create=False)
     try:
         entry = store.get_alias(project.project, alias)
     finally:

@@ -27,7 +27,7 @@ from flywheel.errors import FlywheelError, StoreError
 from flywheel.evaluation import Standing, load_artifact, read_artifact
 from flywheel.metrics import compare, get_metric, rows_to_decide
 from flywheel.project import GateSpec, Project
-from flywheel.registry._store import DB_NAME, open_store
+from flywheel.registry._store import has_store, project_store
 
 __all__ = [
     "EXIT_CODES",
@@ -69,10 +69,9 @@ def checked_champion(project: Project) -> dict[str, Any] | None:
 
     Checking first means a bad champion costs one line and changes nothing in the store.
     """
-    db_file = project.store_dir / DB_NAME
-    if not db_file.exists():
+    if not has_store(project):
         return None
-    store = open_store(db_file, create=False)
+    store = project_store(project, create=False)
     try:
         champion = store.get_alias(project.project, "champion")
     finally:
@@ -115,7 +114,7 @@ def retrained_verdict(project: Project, name: str) -> GateResult | None:
     A retrained model was fitted on feedback labels too, so rerunning the project would not
     reproduce it: it is judged on the frozen test split plus fresh traffic when it is made.
     """
-    store = open_store(project.store_dir)
+    store = project_store(project)
     try:
         latest = store.latest_model(project.project, name)
     finally:

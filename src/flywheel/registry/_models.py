@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from flywheel.registry._connection import StoreConnection
 from flywheel.registry._schema import AliasRow, ModelRow
@@ -86,22 +89,41 @@ class ModelQueries(StoreConnection):
         ``path`` is kept relative to the store's folder and ``sha256`` (of the artifact's bytes)
         is checked before the artifact is loaded; entries come back with the absolute path.
         """
+        facts = {
+            "data_fingerprint": data_fingerprint,
+            "split_fingerprint": split_fingerprint,
+            "objective_version": objective_version,
+            "run_id": run_id,
+            "when": when,
+        }
         with self.session() as s:
-            row = ModelRow(
-                project=project,
-                name=name,
-                version=version,
-                path=_stored_path(self.root, path),
-                sha256=sha256,
-                data_fingerprint=data_fingerprint,
-                split_fingerprint=split_fingerprint,
-                objective_version=objective_version,
-                run_id=run_id,
-                created_at=when,
-            )
-            s.add(row)
-            s.flush()
-            return _model_dict(row, self.root)
+            return self._add_model(s, project, name, version, path, sha256, facts)
+
+    def _add_model(
+        self,
+        s: Any,
+        project: str,
+        name: str,
+        version: int,
+        path: Path,
+        sha256: str | None,
+        facts: dict[str, Any],
+    ) -> dict[str, Any]:
+        row = ModelRow(
+            project=project,
+            name=name,
+            version=version,
+            path=_stored_path(self.root, path),
+            sha256=sha256,
+            data_fingerprint=facts["data_fingerprint"],
+            split_fingerprint=facts["split_fingerprint"],
+            objective_version=facts["objective_version"],
+            run_id=facts["run_id"],
+            created_at=facts["when"],
+        )
+        s.add(row)
+        s.flush()
+        return _model_dict(row, self.root)
 
     def next_model_version(self, project: str, name: str) -> int:
         """The version the next artifact of ``name`` will get."""
@@ -110,6 +132,30 @@ class ModelQueries(StoreConnection):
                 select(func.max(ModelRow.version)).where(ModelRow.project == project, ModelRow.name == name)
             )
             return int(latest or 0) + 1
+
+    def register_next(
+        self,
+        project: str,
+        name: str,
+        write: Callable[[int], tuple[Path, str | None]],
+        **facts: Any,
+    ) -> dict[str, Any]:
+        """Register the next version of ``name``, writing its files with ``write(version)`` (which
+        returns the artifact's path and SHA-256) while the version is reserved.
+
+        The reservation is a write lock taken first in the transaction (the ``meta`` row): two
+        processes saving models at once take turns, so each writes and registers its own number,
+        and a process killed on the way registers nothing. ``facts`` are
+        :meth:`register_model`'s other fields (``data_fingerprint``, …, ``when``).
+        """
+        with self.session() as s:
+            s.execute(text("UPDATE meta SET value = value WHERE key = 'schema_version'"))
+            latest = s.scalar(
+                select(func.max(ModelRow.version)).where(ModelRow.project == project, ModelRow.name == name)
+            )
+            version = int(latest or 0) + 1
+            path, sha256 = write(version)
+            return self._add_model(s, project, name, version, path, sha256, facts)
 
     def latest_model(self, project: str, name: str) -> dict[str, Any] | None:
         """The newest saved version of ``name``."""
@@ -131,13 +177,28 @@ class ModelQueries(StoreConnection):
         forced: bool = False,
         note: str | None = None,
     ) -> None:
-        """Point ``alias`` at a saved model (replacing where it pointed before)."""
+        """Point ``alias`` at a saved model (replacing where it pointed before).
+
+        One upsert statement: two writers moving the same alias at once leave it pointing at one
+        of their models, whole, never at neither (and never fail on the row the other created).
+        """
+        values = {
+            "project": project,
+            "alias": alias,
+            "model_id": model_id,
+            "set_at": when,
+            "forced": int(forced),
+            "note": note,
+        }
         with self.session() as s:
-            row = s.get(AliasRow, (project, alias))
-            if row is None:
-                row = AliasRow(project=project, alias=alias)
-                s.add(row)
-            row.model_id, row.set_at, row.forced, row.note = model_id, when, int(forced), note
+            insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+            statement = insert(AliasRow).values(**values)
+            s.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["project", "alias"],
+                    set_={k: statement.excluded[k] for k in ("model_id", "set_at", "forced", "note")},
+                )
+            )
 
     def get_alias(self, project: str, alias: str) -> dict[str, Any] | None:
         """The saved model an alias points at, with how it got there."""

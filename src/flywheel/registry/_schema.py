@@ -1,17 +1,16 @@
 """The store's schema: its tables, its version, and the migrations that bring an older store forward.
 
-The schema is versioned from day one in a ``meta`` table. A fresh store is
-created at the current version; an older one is migrated forward step by step,
-in one transaction; a store written by a *newer* flywheel is refused with a
-clear error before anything is written, so an old binary never corrupts it.
-Later features add their tables (registry, prediction log, feedback, review
-queue) as new migrations. The queries over these tables live in ``_runs`` and
+The schema is versioned in a ``meta`` table and, since version 6, by Alembic
+(:mod:`flywheel.registry.migrations`, one revision per version). A fresh store is
+created whole at the current version; an older one, SQLite or PostgreSQL, runs
+the revisions after its version in one transaction; a store written by a *newer*
+flywheel is refused with a clear error before anything is written, so an old
+binary never corrupts it. The queries over these tables live in ``_runs`` and
 ``_models``; opening a store is ``_store``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +20,7 @@ from sqlalchemy import (
     Engine,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -36,7 +36,7 @@ __all__ = [
     "Base",
     "DB_NAME",
     "EvaluationRow",
-    "MIGRATIONS",
+    "HEAD",
     "Meta",
     "ModelRow",
     "ObjectiveVersionRow",
@@ -49,7 +49,8 @@ __all__ = [
 ]
 
 DB_NAME = "flywheel.db"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
+HEAD = f"{SCHEMA_VERSION:04d}"  # the newest Alembic revision (flywheel/registry/migrations/versions)
 
 
 class Base(DeclarativeBase):
@@ -135,10 +136,6 @@ class ObjectiveVersionRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
 
 
-def _add_objective_versions(conn: Connection) -> None:
-    ObjectiveVersionRow.__table__.create(conn)  # type: ignore[attr-defined]
-
-
 class ModelRow(Base):
     """A fitted model saved by flywheel: an artifact file and what it was judged on."""
 
@@ -154,6 +151,7 @@ class ModelRow(Base):
     objective_version: Mapped[str] = mapped_column(String(32))
     run_id: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (Index("ux_models_version", "project", "name", "version", unique=True),)
 
 
 class AliasRow(Base):
@@ -168,11 +166,6 @@ class AliasRow(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
 
-def _add_registry(conn: Connection) -> None:
-    ModelRow.__table__.create(conn)  # type: ignore[attr-defined]
-    AliasRow.__table__.create(conn)  # type: ignore[attr-defined]
-
-
 class PhaseEventRow(Base):
     """A recorded move between lifecycle phases (a loop-back, or a step forward), with its reason."""
 
@@ -183,27 +176,6 @@ class PhaseEventRow(Base):
     from_phase: Mapped[str] = mapped_column(String(16))
     to_phase: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text)
-
-
-def _add_phase_events(conn: Connection) -> None:
-    PhaseEventRow.__table__.create(conn)  # type: ignore[attr-defined]
-
-
-def _add_artifact_hashes(conn: Connection) -> None:
-    # A store older than v3 got its models table from today's ModelRow, hash column included.
-    if any(c["name"] == "sha256" for c in inspect(conn).get_columns("models")):
-        return
-    conn.execute(text("ALTER TABLE models ADD COLUMN sha256 VARCHAR(64)"))
-
-
-# Migration N brings a store from version N-1 to N. A fresh store is created whole at the
-# current version; an older one runs each step in order, in one transaction.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {
-    2: _add_objective_versions,
-    3: _add_registry,
-    4: _add_phase_events,
-    5: _add_artifact_hashes,
-}
 
 
 def sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -226,18 +198,40 @@ def _begin_ddl(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _migrate(conn: Connection, version: int) -> None:
+    """Run the Alembic revisions after ``version`` up to :data:`SCHEMA_VERSION`, on ``conn``."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", "flywheel.registry:migrations")
+    config.attributes["connection"] = conn
+    # The meta table is the record of the version (a flywheel from before Alembic reads it); the
+    # alembic_version table is set from it, so a store of any age takes the same path forward.
+    command.stamp(config, f"{version:04d}", purge=True)
+    command.upgrade(config, HEAD)
+
+
+def _create(engine: Engine) -> None:
+    with engine.begin() as conn:
+        _begin_ddl(conn)
+        Base.metadata.create_all(conn)
+        conn.execute(
+            text("INSERT INTO meta(key, value) VALUES ('schema_version', :v)"), {"v": str(SCHEMA_VERSION)}
+        )
+        conn.execute(
+            text("CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+        )
+        conn.execute(text("INSERT INTO alembic_version(version_num) VALUES (:v)"), {"v": HEAD})
+
+
 def prepare_schema(engine: Engine, location: str, create: bool) -> None:
     """Create a fresh store, migrate an older one forward, or refuse one this flywheel cannot read."""
     tables = set(inspect(engine).get_table_names())
-    if not tables:
+    if not tables - {"alembic_version"}:
         if not create:
             raise StoreError(f"{location}: no flywheel store here yet; run `flywheel run` first")
-        with engine.begin() as conn:
-            _begin_ddl(conn)
-            Base.metadata.create_all(conn)
-            conn.execute(
-                text("INSERT INTO meta(key, value) VALUES ('schema_version', :v)"), {"v": str(SCHEMA_VERSION)}
-            )
+        _create(engine)
         return
     if "meta" not in tables:
         raise StoreError(
@@ -245,19 +239,25 @@ def prepare_schema(engine: Engine, location: str, create: bool) -> None:
         )
     with engine.connect() as conn:
         raw = conn.execute(text("SELECT value FROM meta WHERE key='schema_version'")).scalar_one_or_none()
+        revision = (
+            conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            if "alembic_version" in tables
+            else None
+        )
     version = int(raw) if raw is not None and str(raw).isdigit() else None
     if version is None:
         raise StoreError(f"{location}: has no valid schema_version; it is not a store flywheel can read")
-    if version > SCHEMA_VERSION:
+    known = revision is None or (str(revision).isdigit() and int(revision) <= SCHEMA_VERSION)
+    if version > SCHEMA_VERSION or not known:
         raise StoreError(
-            f"{location}: was written by a newer flywheel (store schema v{version}); this flywheel "
-            f"reads up to v{SCHEMA_VERSION}. Upgrade flywheel (pip install -U ml-flywheel)"
+            f"{location}: was written by a newer flywheel (store schema v{version}"
+            + ("" if known else f", revision {revision}")
+            + f"); this flywheel reads up to v{SCHEMA_VERSION}. Upgrade flywheel (pip install -U ml-flywheel)"
         )
-    if version < SCHEMA_VERSION:
-        with engine.begin() as conn:
-            _begin_ddl(conn)
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                MIGRATIONS[step](conn)
-            conn.execute(
-                text("UPDATE meta SET value=:v WHERE key='schema_version'"), {"v": str(SCHEMA_VERSION)}
-            )
+    if version < SCHEMA_VERSION or revision != HEAD:
+        try:
+            with engine.begin() as conn:
+                _begin_ddl(conn)
+                _migrate(conn, version)
+        except RuntimeError as exc:  # a migration that cannot proceed says why, and changes nothing
+            raise StoreError(f"{location}: cannot be migrated to schema v{SCHEMA_VERSION}: {exc}") from None

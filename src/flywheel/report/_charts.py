@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = [
     "ARCHETYPE_COLOURS",
@@ -71,7 +71,7 @@ def figure_json(fig: Any) -> str:
     return str(fig.to_json()).replace("</", "<\\/")
 
 
-def _finite(v: Any) -> bool:
+def _finite(v: Any) -> TypeGuard[float]:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 

@@ -171,12 +171,12 @@ def gather(project: Project, *, read_data: bool = True) -> Gathered:
     ``read_data=False`` reads the store alone when it holds a run (that run loaded the data): what
     `flywheel phase show` needs, without loading the data or the libraries that read it.
     """
-    from flywheel.registry import DB_NAME, flywheel_summary, open_store
+    from flywheel.registry import flywheel_summary, has_store, project_store
     from flywheel.scoping._proposals import monitored
 
-    has_store = (project.store_dir / DB_NAME).exists()
+    stored = has_store(project)
     sample: pd.DataFrame | None = None
-    if read_data or not has_store:
+    if read_data or not stored:
         from flywheel.data import load_dataset
 
         try:
@@ -187,9 +187,9 @@ def gather(project: Project, *, read_data: bool = True) -> Gathered:
     else:
         data_loads = True  # refined below: a store with no run says nothing about the data
     artifacts: dict[str, Any] = {"data_checked": data_loads}
-    if not has_store:
+    if not stored:
         return Gathered(None, artifacts, infer_phase(data_loads=data_loads), sample)
-    store = open_store(project.store_dir, create=False)
+    store = project_store(project, create=False)
     try:
         run = store.latest_run(project.project)
         runs = store.run_summaries(project.project)

@@ -141,9 +141,9 @@ def load_second(project: Project, options: ServeOptions, served: Served) -> Serv
     if wanted is None:
         return None
     flag, name, _ = wanted
-    from flywheel.registry import open_store
+    from flywheel.registry import project_store
 
-    store = open_store(project.store_dir, create=False)
+    store = project_store(project, create=False)
     try:
         entry = store.get_alias(project.project, name) or store.latest_model(project.project, name)
         known = store.list_models(project.project) if entry is None else []

@@ -129,9 +129,9 @@ class _State:
         self.loop.create_task(again())
 
     def _watch(self) -> None:
-        from flywheel.registry import open_store
+        from flywheel.registry import project_store
 
-        store = open_store(self.project.store_dir, create=False)
+        store = project_store(self.project, create=False)
         seen = _store_signature(self.project.store_dir)
         try:
             while not self._stop.wait(self.options.reload_s):

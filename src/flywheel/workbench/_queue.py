@@ -26,11 +26,11 @@ __all__ = [
 def run_classes(project: Project) -> list[str] | None:
     """The classes the latest run trained on (as the queue stores labels: text); ``None`` for a
     regression target or a project without a run."""
-    from flywheel.registry import DB_NAME, open_store
+    from flywheel.registry import has_store, project_store
 
-    if not (project.store_dir / DB_NAME).exists():
+    if not has_store(project):
         return None
-    store = open_store(project.store_dir, create=False)
+    store = project_store(project, create=False)
     try:
         run = store.latest_run(project.project)
     finally:

@@ -21,16 +21,19 @@ __all__ = [
 ]
 
 
+_FIGURES: dict[tuple[str, str], dict[str, str]] = {}
+
+
 class NotFound(FlywheelError):
     """A project, run or review item named in a URL that does not exist (a 404 page)."""
 
 
 def _store(project: Project) -> Any:
-    from flywheel.registry import DB_NAME, open_store
+    from flywheel.registry import has_store, project_store
 
-    if not (project.store_dir / DB_NAME).exists():
+    if not has_store(project):
         return None
-    return open_store(project.store_dir, create=False)
+    return project_store(project, create=False)
 
 
 def _stored(project: Project) -> dict[str, Any]:
@@ -67,7 +70,12 @@ def project_view(project: Project) -> dict[str, Any]:
     view["standings"] = (run.get("ranking") or {}).get("standings") or []
     view["assessment"] = run.get("assessment") or {}
     view["timeline"] = (run.get("phase") or {}).get("timeline") or []
-    view["charts"] = run_figures(run)
+    key = (str(project.path), str(run.get("run_id")))
+    if key not in _FIGURES:  # a stored run never changes: its charts are built once per process
+        while len(_FIGURES) >= 64:
+            _FIGURES.pop(next(iter(_FIGURES)))
+        _FIGURES[key] = run_figures(run)
+    view["charts"] = _FIGURES[key]
     view["curve_findings"] = diagnosis.get("curve_findings") or []
     return view
 
