@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from flywheel.metrics._accumulate import Accumulator
     from flywheel.metrics._compare import Comparison, compare, rows_to_decide
     from flywheel.metrics._confusion import ConfusionAccumulator, label_metric
+    from flywheel.metrics._dataset import score_batches, score_dataset
     from flywheel.metrics._engine import Estimate, Scores, score
     from flywheel.metrics._inputs import prepare
     from flywheel.metrics._statistics import wilson_interval
@@ -40,6 +41,8 @@ _LAZY = {
     "rows_to_decide": "_compare",
     "ConfusionAccumulator": "_confusion",
     "label_metric": "_confusion",
+    "score_batches": "_dataset",
+    "score_dataset": "_dataset",
     "Estimate": "_engine",
     "Scores": "_engine",
     "score": "_engine",
@@ -79,5 +82,7 @@ __all__ = [
     "prepare",
     "rows_to_decide",
     "score",
+    "score_batches",
+    "score_dataset",
     "wilson_interval",
 ]
