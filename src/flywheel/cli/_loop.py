@@ -48,6 +48,24 @@ PilotOpt = Annotated[
     ),
 ]
 
+ServeWorkersOpt = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        max=64,
+        help="Processes answering on the one port (one per core to use); they log through one "
+        "shared writer, so no prediction is lost or logged twice. /metrics counts per worker.",
+    ),
+]
+ModelProcessOpt = Annotated[
+    bool,
+    typer.Option(
+        "--model-process/--model-on-loop",
+        help="Run the model in a worker process (default: inference on another core, the event loop "
+        "never waits behind it) or on the event loop itself (one process less, one model copy less).",
+    ),
+]
+
 
 def serve(
     path: PathArg = Path("."),
@@ -94,16 +112,10 @@ def serve(
     allow_new_classes: Annotated[
         bool, typer.Option(help="Accept feedback labels outside the known classes.")
     ] = False,
-    model_process: Annotated[
-        bool,
-        typer.Option(
-            "--model-process/--model-on-loop",
-            help="Run the model in a worker process (default: inference on another core, the event loop "
-            "never waits behind it) or on the event loop itself (one process less, one model copy less).",
-        ),
-    ] = True,
+    model_process: ModelProcessOpt = True,
     shadow: ShadowOpt = None,
     pilot: PilotOpt = None,
+    workers: ServeWorkersOpt = 1,
 ) -> None:
     """Serve the champion: POST /predict (logged), POST /feedback, POST /outcome, GET /review/next,
     POST /review/ID, GET /health, GET /metrics, /docs."""
@@ -127,6 +139,7 @@ def serve(
             token_file=token_file,
             shadow=shadow,
             pilot=None if pilot is None else parse_pilot(pilot),
+            workers=workers,
         )
         run_service(load_project(path), host=host, port=port, options=options)
 

@@ -7,6 +7,7 @@ as a script of its own, started in a fraction of a second when the service needs
 """
 
 from flywheel.prediction_log._log import PredictionLog
+from flywheel.prediction_log._pipes import PipeOut
 from flywheel.prediction_log._read import (
     in_conflict,
     read_feedback,
@@ -20,13 +21,14 @@ from flywheel.prediction_log._writer import (
     ACK,
     FRAME,
     SCHEMA,
-    PipeOut,
     connect,
     main,
     pack_frame,
+    serve_shared,
     short_slice,
     take_frames,
     write_all,
+    writer_script,
 )
 
 __all__ = [
@@ -49,7 +51,9 @@ __all__ = [
     "read_outcomes",
     "read_predictions",
     "read_shadow",
+    "serve_shared",
     "short_slice",
     "take_frames",
     "write_all",
+    "writer_script",
 ]

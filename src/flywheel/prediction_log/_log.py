@@ -38,6 +38,7 @@ import asyncio
 import collections
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -47,6 +48,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import flywheel.prediction_log._writer as _writer
+from flywheel.prediction_log._pipes import PipeOut
 from flywheel.prediction_log._read import _FEEDBACK, _as_dict, _feedback_dict
 from flywheel.prediction_log._records import (
     Ack,
@@ -58,7 +60,7 @@ from flywheel.prediction_log._records import (
     _Feedback,
     _Outcome,
 )
-from flywheel.prediction_log._writer import ACK, PipeOut, connect, pack_frame
+from flywheel.prediction_log._writer import ACK, connect, pack_frame
 
 __all__ = [
     "PredictionLog",
@@ -111,6 +113,47 @@ class _WriterProcess:
             os.close(fd)
 
 
+class _Attached:
+    """The process of a shared writer, seen from one worker: not this worker's to wait for or kill."""
+
+    returncode = None
+
+    def wait(self, timeout: float | None = None) -> str:
+        return "the shared writer closed this worker's connection"
+
+    def kill(self) -> None:
+        return None
+
+
+class _WriterConnection:
+    """A connection to the writer several service workers share (``serve --workers``), with the
+    same ends as :class:`_WriterProcess`: frames out and acknowledgements in, on one Unix socket."""
+
+    def __init__(self, address: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.sock.connect(str(address))
+        except OSError as exc:
+            self.sock.close()
+            raise LogWriteError(f"the shared log writer at {address} is not there ({exc.strerror})") from None
+        self.send_fd = self.ack_fd = self.sock.fileno()
+        self.proc = _Attached()
+
+    def close_send(self) -> None:
+        """End this worker's input (once): the writer writes what it sent and answers for it."""
+        if self.send_fd >= 0:
+            self.send_fd = -1
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_WR)
+
+    def close_acks(self) -> None:
+        self.ack_fd = self.send_fd = -1
+        self.sock.close()
+
+
+_AnyWriter = _WriterProcess | _WriterConnection
+
+
 class PredictionLog:
     """Submissions go to one group-committing writer process; acknowledgements come back in order."""
 
@@ -124,8 +167,10 @@ class PredictionLog:
         retention_rows: int | None = None,
         retention_days: float | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
+        writer_socket: Path | None = None,
     ) -> None:
         self.path = path
+        self.writer_socket = writer_socket  # a shared writer's socket (serve --workers), else our own
         self.mode = mode
         self.queue_size = queue_size
         self.batch = batch
@@ -148,7 +193,7 @@ class PredictionLog:
         self._held = bytearray()
         self._held_fast: list[tuple[int, int, Ack]] = []  # fast-mode acks of the held frames
         self._stopped = False
-        self._writer: _WriterProcess | None = None
+        self._writer: _AnyWriter | None = None
         self._ack_thread: threading.Thread | None = None
         self._start_writer()
 
@@ -160,7 +205,11 @@ class PredictionLog:
         return self._waiting
 
     def _start_writer(self) -> None:
-        writer = _WriterProcess(self.path, self.batch, self.retention_rows, self.retention_days)
+        writer: _AnyWriter
+        if self.writer_socket is not None:
+            writer = _WriterConnection(self.writer_socket)
+        else:
+            writer = _WriterProcess(self.path, self.batch, self.retention_rows, self.retention_days)
         self._writer, self._frames, self._acks = writer, 0, bytearray()
         self._base = (self.logged, self.feedback, self.commits, self.dropped)
         if self._loop is not None:
@@ -304,7 +353,7 @@ class PredictionLog:
         """Hand an outcome (a downstream event and its value) for a logged prediction to the writer."""
         self.submit(_Outcome(prediction_id, name, float(value), time.time()), ack)
 
-    def _send(self, writer: _WriterProcess, frame: bytes) -> bool:
+    def _send(self, writer: _AnyWriter, frame: bytes) -> bool:
         """Write a frame to the writer's pipe; whether all of it is there (else it is buffered)."""
         if self._out is None:  # a blocking pipe: the caller waits while the writer catches up
             _writer.write_all(writer.send_fd, frame)
@@ -323,7 +372,7 @@ class PredictionLog:
             return self._on_acks(writer)
         return False
 
-    def _on_acks(self, writer: _WriterProcess) -> bool:
+    def _on_acks(self, writer: _AnyWriter) -> bool:
         """The event loop's reader callback: acknowledgements ready on the pipe."""
         try:
             chunk = os.read(writer.ack_fd, 1 << 16)
@@ -332,14 +381,14 @@ class PredictionLog:
         self._received(writer, chunk)
         return True
 
-    def _read_acks(self, writer: _WriterProcess) -> None:
+    def _read_acks(self, writer: _AnyWriter) -> None:
         while True:
             chunk = os.read(writer.ack_fd, 1 << 16)
             self._received(writer, chunk)
             if not chunk:
                 return
 
-    def _received(self, writer: _WriterProcess, chunk: bytes) -> None:
+    def _received(self, writer: _AnyWriter, chunk: bytes) -> None:
         """Settle every submission the writer has finished; on end of input, fail the rest."""
         settled: list[tuple[Ack, BaseException | None]] = []
         with self._state_lock:
@@ -365,7 +414,7 @@ class PredictionLog:
         for ack, error in settled:
             ack(error)
 
-    def _writer_gone(self, writer: _WriterProcess, settled: list[tuple[Ack, BaseException | None]]) -> None:
+    def _writer_gone(self, writer: _AnyWriter, settled: list[tuple[Ack, BaseException | None]]) -> None:
         if self._loop is not None:
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(writer.ack_fd)
@@ -378,7 +427,9 @@ class PredictionLog:
             return
         if self._out is not None:
             self._out.pending.clear()
-        error = LogWriteError(f"the prediction log's writer stopped (exit code {code})")
+        error = LogWriteError(
+            f"the prediction log's writer stopped ({code if isinstance(code, str) else f'exit code {code}'})"
+        )
         while self._pending:
             _, n, ack = self._pending.popleft()
             self._waiting -= n

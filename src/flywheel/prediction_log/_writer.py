@@ -6,8 +6,10 @@ of those hand-backs waits for the switch interval (5 ms). Measured here: a one-r
 0.4 ms alone and 21 ms next to a busy thread. In its own process the writer shares nothing with
 the request path, so a commit costs what the disk costs.
 
-This file is run as a script (``python -I _writer.py IN_FD ACK_FD PATH BATCH ROWS DAYS``) and
-imports the standard library only: the service's process holds pandas and the model, the writer
+This file is run as a script (``python -I _writer.py IN_FD ACK_FD PATH BATCH ROWS DAYS``, or, as
+the one writer several service workers share, ``python -I _writer.py --listen SOCKET CONTROL_FD
+PATH BATCH ROWS DAYS``: each worker connects to the Unix socket and speaks the same protocol on
+it) and imports the standard library only: the service's process holds pandas and the model, the writer
 needs none of them.
 
 The protocol, on two pipes:
@@ -47,13 +49,14 @@ __all__ = [
     "ACK",
     "FRAME",
     "SCHEMA",
-    "PipeOut",
     "connect",
     "main",
     "pack_frame",
+    "serve_shared",
     "short_slice",
     "take_frames",
     "write_all",
+    "writer_script",
 ]
 
 FRAME = struct.Struct("<I")
@@ -279,53 +282,6 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-class PipeOut:
-    """A non-blocking pipe written from an event loop (the log's writer, the model process).
-
-    What the pipe has no room for waits in ``pending``, in order, and goes out when the loop says
-    the pipe can take more. ``lock``, when given, is held while that happens (the log's submissions
-    hold it too).
-    """
-
-    def __init__(self, loop: Any, fd: int, lock: Any = None) -> None:
-        self.loop = loop
-        self.fd = fd
-        self.pending = bytearray()
-        self._lock = lock if lock is not None else contextlib.nullcontext()
-
-    def send(self, data: bytes) -> bool:
-        """Whether all of ``data`` is in the pipe now (else the rest waits here).
-
-        Raises
-        ------
-        OSError
-            When the reading end is gone (not for a full pipe).
-        """
-        if not self.pending:
-            try:
-                written = os.write(self.fd, data)
-            except BlockingIOError:
-                written = 0
-            if written == len(data):
-                return True
-            self.loop.add_writer(self.fd, self._flush)
-            data = data[written:]
-        self.pending += data
-        return False
-
-    def _flush(self) -> None:
-        with self._lock:
-            try:
-                written = os.write(self.fd, self.pending)
-            except BlockingIOError:
-                return
-            except OSError:  # the reader is gone: its end of output reports it
-                written = len(self.pending)
-            del self.pending[:written]
-            if not self.pending:
-                self.loop.remove_writer(self.fd)
-
-
 def serve(in_fd: int, ack_fd: int, writer: _Writer) -> None:
     """Read frames until the input ends; each round writes everything waiting in one transaction."""
     os.set_blocking(in_fd, False)
@@ -363,28 +319,162 @@ def serve(in_fd: int, ack_fd: int, writer: _Writer) -> None:
             select.select([in_fd], [], [])
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    in_fd, ack_fd = int(args[0]), int(args[1])
-    path = Path(args[2])
-    batch = int(args[3])
-    rows = None if args[4] == "-" else int(args[4])
-    days = None if args[5] == "-" else float(args[5])
-    # Ctrl-C reaches the whole process group: the service shuts down and closes the pipe, and the
-    # writer must live to write what it was sent.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    short_slice()  # a commit is short work that a request waits for: run it when it is due
-    writer = _Writer(path, batch, rows, days)
+class _Client:
+    """One service worker connected to a shared writer: what it sent, and its own counters."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+        sock.setblocking(False)
+        self.buf = bytearray()
+        self.eof = False
+        self.listening = True
+        self.frames = self.logged = self.feedback = self.commits = self.dropped = 0
+
+    def read(self) -> None:
+        while not self.eof:
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except BlockingIOError:
+                return
+            except OSError:  # reset by a killed worker: what arrived is written all the same
+                chunk = b""
+            self.eof = not chunk
+            self.buf += chunk
+
+    def settle(self, frames: list[Any], error: str) -> None:
+        """Count this client's frames of the transaction just made, and tell it (if it listens)."""
+        self.frames += len(frames)
+        rows = [kind for frame in frames for kind, _ in frame]
+        if error:
+            self.dropped += len(rows)
+        else:
+            self.logged += rows.count("p")
+            self.feedback += rows.count("f")
+            self.commits += 1
+        message = error.encode("utf-8", "replace")
+        ack = ACK.pack(self.frames, self.logged, self.feedback, self.commits, self.dropped, len(message))
+        if self.listening:
+            try:
+                self.sock.setblocking(True)
+                self.sock.sendall(ack + message)
+                self.sock.setblocking(False)
+            except OSError:  # the worker is gone: keep writing what it sent
+                self.listening = False
+
+
+def _take_round(clients: list[_Client], batch: int) -> list[tuple[_Client, list[Any]]]:
+    """Whole frames from each client in turn, up to ``batch`` records in all (at least one frame)."""
+    taken: list[tuple[_Client, list[Any]]] = []
+    records = 0
+    for client in clients:
+        if records >= batch:
+            break
+
+        def enough(frames: list[Any]) -> bool:
+            nonlocal records
+            records += len(frames[-1])
+            return records >= batch
+
+        frames = take_frames(client.buf, enough)
+        if frames:
+            taken.append((client, frames))
+    return taken
+
+
+def serve_shared(listener: Any, control_fd: int, writer: _Writer) -> None:
+    """The writer of several service workers: each connects to ``listener`` (a Unix socket) and
+    sends frames as on the pipe; every round writes what all of them sent in one transaction and
+    acknowledges each its own frames. A worker that goes away has what it sent written all the
+    same. The end of ``control_fd`` (the supervisor stopped, or was killed) closes the listener;
+    the writer exits once every worker has gone."""
+    import select as _select
+
+    listener.setblocking(False)
+    clients: list[_Client] = []
+    accepting = True
+    while True:
+        for client in clients:
+            client.read()
+        taken = _take_round(clients, writer.batch)
+        if taken:
+            error = writer.write([f for _, frames in taken for f in frames])
+            for client, frames in taken:
+                client.settle(frames, error)
+            clients = clients[1:] + clients[:1]  # the next round starts with another worker
+            continue
+        # Nothing whole is left: a gone worker's last bytes, if any, are a frame it never finished
+        # sending (so never acknowledged), and it goes.
+        for client in [c for c in clients if c.eof]:
+            clients.remove(client)
+            client.sock.close()
+        if not accepting and not clients:
+            return
+        watched = [c.sock for c in clients if not c.eof] + ([listener, control_fd] if accepting else [])
+        ready, _, _ = _select.select(watched, [], [])
+        if listener in ready:
+            with contextlib.suppress(BlockingIOError):
+                clients.append(_Client(listener.accept()[0]))
+        if control_fd in ready and not os.read(control_fd, 1 << 10):
+            accepting = False
+            listener.close()
+
+
+def _serve_listening(args: list[str]) -> int:
+    """``--listen SOCKET CONTROL_FD PATH BATCH ROWS DAYS``: the shared writer of ``serve --workers``."""
+    import socket
+
+    address, control_fd = args[0], int(args[1])
+    writer = _writer_from(args[2:])
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(address)
+    listener.listen(64)
+    try:
+        _run(writer, lambda: serve_shared(listener, control_fd, writer))
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(address)
+    return 0
+
+
+def _writer_from(args: list[str]) -> _Writer:
+    """``PATH BATCH ROWS DAYS`` (``-`` for no retention limit) as a writer."""
+    return _Writer(Path(args[0]), int(args[1]), _maybe(args[2], int), _maybe(args[3], float))
+
+
+def _run(writer: _Writer, serving: Callable[[], None]) -> None:
+    """Serve until the input ends, with checkpoints on a thread of their own; retention last."""
     stop = threading.Event()
-    checkpointer = threading.Thread(target=_checkpoints, args=(path, stop), daemon=True)
+    checkpointer = threading.Thread(target=_checkpoints, args=(writer.path, stop), daemon=True)
     checkpointer.start()
     try:
-        serve(in_fd, ack_fd, writer)
+        serving()
         writer.apply_retention()
     finally:
         stop.set()
         checkpointer.join(30)
         writer.conn.close()
+
+
+def writer_script() -> str:
+    """This file's path: what ``python -I`` runs as the writer process."""
+    return __file__
+
+
+def _maybe(text: str, kind: Callable[[str], Any]) -> Any:
+    return None if text == "-" else kind(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    # Ctrl-C reaches the whole process group: the service shuts down and closes the pipe, and the
+    # writer must live to write what it was sent.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    short_slice()  # a commit is short work that a request waits for: run it when it is due
+    if args[0] == "--listen":
+        return _serve_listening(args[1:])
+    in_fd, ack_fd = int(args[0]), int(args[1])
+    writer = _writer_from(args[2:])
+    _run(writer, lambda: serve(in_fd, ack_fd, writer))
     return 0
 
 

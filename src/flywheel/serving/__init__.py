@@ -3,12 +3,13 @@ numeric pipelines, shadow and pilot runs of a second model, and the service's si
 prediction log.
 """
 
-from flywheel.serving._app import create_app, listen, serve
+from flywheel.serving._app import create_app, listen
 from flywheel.serving._auth import load_token
 from flywheel.serving._fast_path import FastPath, fast_path
 from flywheel.serving._metrics import LATENCY_BUCKETS
 from flywheel.serving._model_process import ModelFailed, ModelProcess, ModelProcessGone, main, settle
 from flywheel.serving._options import ServeOptions
+from flywheel.serving._serve import serve
 from flywheel.serving._served import Served, load_served
 from flywheel.serving._shadow import parse_pilot, piloted
 

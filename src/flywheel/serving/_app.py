@@ -31,7 +31,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from flywheel.errors import FlywheelError
-from flywheel.prediction_log import LOG_NAME, PredictionLog, short_slice
+from flywheel.prediction_log import LOG_NAME, PredictionLog
 from flywheel.project import Project
 from flywheel.serving._auth import load_token
 from flywheel.serving._batcher import _Batcher
@@ -40,13 +40,13 @@ from flywheel.serving._limits import _BodyLimit
 from flywheel.serving._metrics import _Metrics
 from flywheel.serving._options import ServeOptions
 from flywheel.serving._routes import _add_routes, _Service
-from flywheel.serving._served import Served, load_served
+from flywheel.serving._served import Served
 from flywheel.serving._shadow import _Shadows, load_second
 from flywheel.serving._state import _State
 
 __all__ = [
     "create_app",
-    "serve",
+    "listen",
 ]
 
 
@@ -86,6 +86,7 @@ def create_app(
             retention_rows=opts.retention_rows,
             retention_days=opts.retention_days,
             loop=asyncio.get_running_loop(),
+            writer_socket=opts.writer_socket,
         )
         await state.start()
         try:
@@ -109,54 +110,6 @@ def create_app(
     _add_docs(app)
     _add_routes(app, _Service(project, opts, metrics, state, batcher, holder, shadows))
     return app
-
-
-def serve(
-    project: Project, *, host: str = "127.0.0.1", port: int = 8000, options: ServeOptions | None = None
-) -> None:
-    """Load the model, bind, print where it listens, and serve until interrupted.
-
-    Raises
-    ------
-    FlywheelError
-        When no model can be served or the address cannot be bound (before anything listens).
-    """
-
-    import uvicorn
-
-    opts = options or ServeOptions()
-    served = load_served(project, opts.alias)
-    second = load_second(project, opts, served)
-    guarded = ""
-    if opts.token is None and opts.token_file is not None:
-        token, created = load_token(opts.token_file)
-        opts = dataclasses.replace(opts, token=token)
-        made = "a new token, mode 0600, " if created else "the token "
-        guarded = f"; /feedback, /outcome and /review need {made}in {opts.token_file}"
-    app = create_app(project, served, opts, second)
-    sock = listen(host, port, 2048)
-    bound = sock.getsockname()[1]
-    print(
-        f"flywheel serve: {served.alias} = {served.name} v{served.version} on http://{host}:{bound} "
-        f"(ack: {opts.ack}{_second_note(opts, second)}{guarded})",
-        flush=True,
-    )
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
-    _settle_heap()
-    # The event loop's wake-ups are short and requests wait on them; the model process and the
-    # log's writer, started from here, inherit this (see short_slice).
-    short_slice()
-    uvicorn.Server(config).run(sockets=[sock])
-
-
-def _second_note(opts: ServeOptions, second: Served | None) -> str:
-    """What the first line says of the second model: which one, and how it runs."""
-    if second is None:
-        return ""
-    model = f"{second.name} v{second.version}"
-    if opts.pilot is not None:
-        return f"; pilot {opts.pilot[0]} = {model} answers {opts.pilot[1] * 100:g}% of requests, shadowed"
-    return f"; shadow {opts.shadow} = {model}, logged, never returned"
 
 
 def _settle_heap() -> None:

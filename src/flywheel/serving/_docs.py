@@ -122,6 +122,8 @@ _HEALTH = {
         "version": {"type": "integer"},
         "ack": {"type": "string", "enum": ["durable", "fast"]},
         "log_queue_depth": {"type": "integer"},
+        "worker": {"type": "integer", "description": "The process id of the worker that answered."},
+        "workers": {"type": "integer", "description": "How many workers serve (--workers)."},
         "shadow": {
             "type": ["object", "null"],
             "description": "--shadow: the model that runs on every request, logged, never returned.",

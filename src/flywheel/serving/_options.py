@@ -40,3 +40,7 @@ class ServeOptions:
     # answers that share of the requests with it, the served model running as their shadow.
     shadow: str | None = None
     pilot: tuple[str, float] | None = None
+    # ``serve --workers N``: N processes answer on one socket and log through the one writer
+    # listening at ``writer_socket`` (set by the supervisor, see _workers.py).
+    workers: int = 1
+    writer_socket: Path | None = None

@@ -8,6 +8,7 @@ operation ids, its parameters) from them.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -144,6 +145,8 @@ def _add_status_routes(app: FastAPI, service: _Service) -> None:
             "version": current.version,
             "ack": service.opts.ack,
             "log_queue_depth": log.depth if log else 0,
+            "worker": os.getpid(),
+            "workers": service.opts.workers,
             **second_health(service.opts, service.state.second[0] if service.state.second else None),
         }
 

@@ -1,0 +1,163 @@
+"""``flywheel serve --workers N``: several processes on one port, one shared log writer; nothing
+acknowledged is lost when a worker, then every process of the service, is killed with SIGKILL."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flywheel.pipeline import promote, run
+from flywheel.prediction_log import LOG_NAME, read_feedback
+from helpers import write_project
+from test_serve import WINE, Server, _rows
+
+
+@pytest.fixture(scope="module")
+def wine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = write_project(tmp_path_factory.mktemp("workers"), WINE)
+    run(path, report=False)
+    promote("logreg", path, force=True)
+    return path
+
+
+def _worker_pids(url: str, expected: int = 2) -> set[int]:
+    """The workers answering, once ``expected`` of them are up (each loads the model itself)."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + 60
+    with httpx.Client(timeout=5) as c:
+        while len(seen) < expected and time.monotonic() < deadline:
+            try:  # new connections: the kernel hands them to whichever worker accepts first
+                seen.add(c.get(url + "/health", headers={"connection": "close"}).json()["worker"])
+            except httpx.HTTPError:
+                time.sleep(0.05)
+    return seen
+
+
+def _logged(log: Path, ids: list[str]) -> tuple[int, int]:
+    """(rows, distinct ids) among ``ids`` in the log."""
+    with sqlite3.connect(log) as conn:
+        conn.execute("CREATE TEMP TABLE wanted(id TEXT PRIMARY KEY)")
+        conn.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", [(i,) for i in ids])
+        return conn.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT p.id) FROM predictions p JOIN wanted w ON w.id = p.id"
+        ).fetchone()
+
+
+def _writers(log: Path) -> list[int]:
+    """Processes still running a shared writer on this log."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--listen" in args and str(log).encode() in args:
+            found.append(int(entry.name))
+    return found
+
+
+def test_two_workers_answer_on_one_port_and_log_each_prediction_once(wine: Path) -> None:
+    s = Server(wine, "--workers", "2")
+    log = wine.parent / ".flywheel" / LOG_NAME
+    try:
+        assert "2 workers, one log writer" in s.first_line
+        assert len(_worker_pids(s.url)) == 2
+        ids: list[str] = []
+        lock = threading.Lock()
+
+        def client(k: int) -> None:
+            with httpx.Client(timeout=10) as c:
+                for i in range(25):
+                    r = c.post(
+                        s.url + "/predict",
+                        json=_rows(1, (k * 25 + i) % 170)[0],
+                        headers={"connection": "close"},
+                    )
+                    assert r.status_code == 200, r.text
+                    with lock:
+                        ids.append(r.json()["prediction_id"])
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(ids) == 100 and _logged(log, ids) == (100, 100)  # durable before each answer
+        ok = httpx.post(s.url + "/feedback", json={"prediction_id": ids[0], "label": "class_0", "by": "ann"})
+        assert ok.status_code == 200, ok.text
+        assert any(f["prediction_id"] == ids[0] for f in read_feedback(log))
+    finally:
+        s.stop()
+    assert s.proc.returncode == 0
+    assert _writers(log) == []  # the shared writer stopped with the service
+
+
+@pytest.mark.parametrize("ack", ["durable", "fast"])
+def test_sigkill_of_a_worker_then_of_everything_loses_no_acknowledged_prediction(
+    wine: Path, ack: str
+) -> None:
+    s = Server(wine, "--workers", "2", "--ack", ack)
+    log = wine.parent / ".flywheel" / LOG_NAME
+    acked: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client(k: int) -> None:
+        with httpx.Client(timeout=5) as c:
+            rows = _rows(4, k * 4)
+            while not stop.is_set():
+                try:
+                    r = c.post(s.url + "/predict", json={"rows": rows}, headers={"connection": "close"})
+                except httpx.HTTPError:
+                    time.sleep(0.01)  # a killed worker's connection: the next one goes to a live one
+                    continue
+                if r.status_code == 200:
+                    with lock:
+                        acked.extend(p["prediction_id"] for p in r.json()["predictions"])
+
+    def wait_for(n: int) -> None:
+        deadline = time.monotonic() + 60
+        while len(acked) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(acked) >= n, f"{len(acked)} acknowledged, expected {n}"
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
+    try:
+        pids = _worker_pids(s.url)
+        assert len(pids) == 2
+        for t in threads:
+            t.start()
+        wait_for(300)
+        first = min(pids)
+        os.kill(first, signal.SIGKILL)  # one worker, under load: the other answers, it is restarted
+        wait_for(len(acked) + 300)
+        now = _worker_pids(s.url) - {first}
+        assert len(now) == 2  # the restarted worker answers too
+        s.kill()  # then everything: the supervisor first, so nothing restarts the workers
+        for pid in now:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    finally:
+        stop.set()
+        for t in threads:
+            if t.is_alive() or t.ident is not None:
+                t.join(10)
+        if s.proc.poll() is None:
+            s.kill()
+    # The writer outlives them all to write what it was sent (fast mode acknowledges on handing over).
+    deadline = time.monotonic() + 30
+    while _writers(log) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _writers(log) == []
+    rows, distinct = _logged(log, acked)
+    assert distinct == len(set(acked)) and rows == distinct  # every acknowledged prediction, once
