@@ -26,6 +26,7 @@ from flywheel.diagnosis import (
 )
 from flywheel.errors import DataError, FlywheelError
 from flywheel.evaluation import Candidate
+from flywheel.execution import LocalExecutor, Outcome, Task
 from flywheel.metrics import parse_metric
 from flywheel.project import DataSpec
 
@@ -186,6 +187,44 @@ def test_learning_curve_points_train_on_growing_stratified_samples() -> None:
     )
     with pytest.raises(FlywheelError, match="no learning curve"):
         measure_curve(rule, ds, split, ACCURACY)
+
+
+class _Reversed:
+    """Runs the tasks in this one process, last first: what ran before a fit must not change its point."""
+
+    def run(self, tasks: list[Task], on_done: object = None) -> list[Outcome]:
+        done = {}
+        for t in reversed(tasks):
+            try:
+                done[t.name] = Outcome(t.name, value=t.fn())
+            except ValueError as exc:
+                done[t.name] = Outcome(t.name, error=f"ValueError: {exc}")
+        return [done[t.name] for t in tasks]
+
+
+class _Picky(LogisticRegression):
+    """Refuses to fit on fewer than 30 rows."""
+
+    def fit(self, X: object, y: object, sample_weight: object = None) -> _Picky:
+        if len(X) < 30:  # type: ignore[arg-type]
+            raise ValueError("too few rows")
+        return super().fit(X, y, sample_weight)
+
+
+def test_each_curve_fit_is_a_task_whose_point_does_not_depend_on_the_others() -> None:
+    ds = load_dataset(DataSpec(source="builtin:iris", target="species"), Path("."))
+    split = split_dataset(ds, DataSpec(source="x", target="y").split)
+    cand = Candidate(
+        "f", "candidate", "estimator", "t", make=lambda: RandomForestClassifier(5, random_state=0)
+    )
+    processes = measure_curve(cand, ds, split, ACCURACY, sizes=4, seeds=2, executor=LocalExecutor(2))
+    here = measure_curve(cand, ds, split, ACCURACY, sizes=4, seeds=2, executor=_Reversed())
+    assert processes.points == here.points and len(here.points) == 8
+    assert [(p.seed, p.size) for p in here.points] == sorted((p.seed, p.size) for p in here.points)
+    picky = Candidate("p", "candidate", "estimator", "t", make=lambda: _Picky(max_iter=300))
+    curve = measure_curve(picky, ds, split, ACCURACY, sizes=4, seeds=2, executor=_Reversed())
+    assert curve.notes == ("2 of 8 fits failed: ValueError: too few rows",)  # the smallest size, each seed
+    assert {p.seed for p in curve.points} == {0, 1} and min(p.size for p in curve.points) >= 30
 
 
 def _history(tmp_path: Path, text: str) -> Path:

@@ -11,9 +11,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
 
-from flywheel.evaluation import latency_differs, measure_latency, median_interval, peak_memory_mb
+from flywheel.data import load_dataset, split_dataset
+from flywheel.evaluation import (
+    Candidate,
+    evaluate_elsewhere,
+    finish_here,
+    latency_differs,
+    measure_latency,
+    median_interval,
+    peak_memory_mb,
+)
 from flywheel.evaluation._systems import _time_calls, quantile_interval
+from flywheel.project import DataSpec
 
 
 class Fast:
@@ -135,3 +146,28 @@ def test_a_model_that_waits_on_io_is_charged_for_it() -> None:
     """Sleeping (a model calling a service) is the model's time: only waiting for a CPU is taken out."""
     own, wall = _time_calls(Sleepy(), ROWS.iloc[:1], budget_s=1.0, rel_tol=0.0, min_calls=20, max_calls=20)
     assert np.median(own) >= 2e-3 and np.median(own) >= 0.9 * np.median(wall)
+
+
+def test_a_fit_elsewhere_is_finished_here_with_its_artifact_and_latency() -> None:
+    """A model fitted on a cluster's worker is pickled and timed in the run's own process."""
+    ds = load_dataset(DataSpec(source="builtin:iris", target="species"), Path("."))
+    split = split_dataset(ds, DataSpec(source="x", target="y").split)
+    make = lambda: LogisticRegression(max_iter=300)  # noqa: E731
+    rule = lambda rows: ["setosa"] * len(rows)  # noqa: E731
+    for cand in (
+        Candidate("model", "candidate", "estimator", "a candidate", make=make),
+        Candidate("linear", "baseline", "estimator", "a rung", make=make),
+        Candidate("rule", "baseline", "rule", "a rule", rule=rule, stage="rule"),
+    ):
+        there, model = evaluate_elsewhere(cand, ds, split, ["accuracy"], n_resamples=50, latency=False)
+        assert there.ok and there.artifact is None and (model is None) == (cand.rule is not None)
+        assert not [k for k in there.systems if k.startswith("latency")] and "memory_mb" in there.systems
+        untimed = finish_here(there, model, cand, ds, split, latency=False)
+        assert (untimed.artifact is not None) == (cand.role == "candidate"), cand.name
+        assert "size_mb" not in there.systems and ("size_mb" in untimed.systems) == (cand.make is not None)
+        assert {k: v for k, v in untimed.systems.items() if k != "size_mb"} == there.systems
+        assert "systems" not in untimed.intervals
+        timed = finish_here(there, model, cand, ds, split, latency=True)
+        assert timed.metrics == there.metrics and timed.predictions.keys() == there.predictions.keys()
+        assert timed.systems["latency_p50_ms"] > 0 and "latency_p50_ms" in timed.intervals["systems"]
+        assert {k: v for k, v in timed.systems.items() if k in there.systems} == there.systems

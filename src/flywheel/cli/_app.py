@@ -97,5 +97,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON 
 WorkersOpt = Annotated[int | None, typer.Option(min=1, help="Fits run at once (default: all cores).")]
 ExecutorOpt = Annotated[
     str | None,
-    typer.Option(help="Where fits run: local (default) or dask://HOST:PORT (extra flywheel[dask])."),
+    typer.Option(
+        help="Where fits run: local processes (default), dask:local (a Dask cluster of this machine's "
+        "cores for the command) or dask://HOST:PORT (a running Dask scheduler); both need the dask extra."
+    ),
 ]

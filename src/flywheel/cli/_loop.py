@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from flywheel.cli._app import JsonOpt, PathArg, err, out, user_errors
+from flywheel.cli._app import ExecutorOpt, JsonOpt, PathArg, err, out, user_errors
 from flywheel.errors import FlywheelError
 
 __all__ = [
@@ -233,17 +233,20 @@ def queue_import(
             raise typer.Exit(2)
 
 
-def retrain(path: PathArg = Path("."), as_json: JsonOpt = False) -> None:
+def retrain(path: PathArg = Path("."), as_json: JsonOpt = False, executor: ExecutorOpt = None) -> None:
     """Fit the champion's model on train + accepted labels, register it as challenger, judge it.
 
     Exit code: 0 when it beats the champion (promote it with `flywheel promote NAME`), 1 when it
     loses, 3 when the comparison is not decided.
     """
+    from flywheel.execution import make_executor
     from flywheel.loop import retrain as retrain_model
     from flywheel.project import load_project
 
     with user_errors():
-        result = retrain_model(load_project(path))
+        project = load_project(path)
+        with make_executor(executor, 1) as where:  # one fit: one worker, with all the cores
+            result = retrain_model(project, executor=where)
         if as_json:
             sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
         else:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from flywheel.cli._app import JsonOpt, PathArg, WorkersOpt, err, out, user_errors
+from flywheel.cli._app import ExecutorOpt, JsonOpt, PathArg, WorkersOpt, err, out, user_errors
 from flywheel.cli._store import from_store
 from flywheel.errors import FlywheelError
 
@@ -30,20 +30,22 @@ def gate(
     against: Annotated[str, typer.Option(help="champion or best-baseline.")] = "champion",
     as_json: JsonOpt = False,
     workers: WorkersOpt = None,
+    executor: ExecutorOpt = None,
 ) -> None:
     """Judge a candidate against the champion on the same test rows: exit 0 pass, 1 fail, 3 inconclusive."""
-    from flywheel.execution import LocalExecutor
+    from flywheel.execution import make_executor
     from flywheel.pipeline import gate as run_gate
 
     with user_errors():
         if against not in ("champion", "best-baseline"):
             raise FlywheelError(f"--against must be champion or best-baseline; got {against!r}")
-        result = run_gate(
-            path,
-            candidate=candidate,
-            against=against,  # type: ignore[arg-type]
-            executor=LocalExecutor(workers),
-        )
+        with make_executor(executor, workers) as where:
+            result = run_gate(
+                path,
+                candidate=candidate,
+                against=against,  # type: ignore[arg-type]
+                executor=where,
+            )
         if as_json:
             sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
         else:

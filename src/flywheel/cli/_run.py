@@ -38,13 +38,16 @@ def run_with_progress(
     executor: str | None = None,
     **options: Any,
 ) -> Any:
+    """The pipeline's run on the executor ``executor`` names (a cluster it starts is shut down at the
+    end, on error too), with a progress bar on a terminal."""
     from flywheel.execution import make_executor
     from flywheel.pipeline import run as run_job
+    from flywheel.project import load_project
 
-    where = make_executor(executor, workers)
-    try:
+    project = load_project(path)  # a mistake in the project is found before a cluster is started
+    with make_executor(executor, workers) as where:
         if quiet or not err.is_terminal:
-            return run_job(path, executor=where, **options)
+            return run_job(project, executor=where, **options)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err, transient=True) as bar:
             task = bar.add_task("loading data", total=None)
@@ -52,11 +55,7 @@ def run_with_progress(
             def progress(stage: str, step: int, total: int) -> None:
                 bar.update(task, description=stage, completed=step, total=total)
 
-            return run_job(path, progress=progress, executor=where, **options)
-    finally:
-        close = getattr(where, "close", None)
-        if close is not None:
-            close()
+            return run_job(project, progress=progress, executor=where, **options)
 
 
 def run(

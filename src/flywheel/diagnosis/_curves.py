@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import math
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -148,28 +149,46 @@ def _metric_value(ref: MetricRef, ds: Dataset, rows: np.ndarray, model: Any) -> 
     return float(score(ds.y[rows], pred, proba, [ref.name], classes=classes, n_resamples=0)[ref.name].value)
 
 
-def _curve_seed(
-    cand: Candidate, ds: Dataset, split: Split, ref: MetricRef, sizes: Sequence[int], seed: int, rows_out: str
-) -> list[CurvePoint]:
-    """Fit at each size for one seed; score on the subsample trained on (up to 5,000 rows) and valid."""
-    assert cand.make is not None
+def _curve_rows(
+    y: np.ndarray, train: np.ndarray, sizes: Sequence[int], index: int, seed: int, classify: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows seed ``seed`` trains on at ``sizes[index]``, and those (up to 5,000) it is scored on.
+
+    One random stream per seed draws the subsample at each size in turn, so a point's rows are
+    replayed from the draws of the smaller sizes (cheap: no fitting): each point is then a task
+    of its own, and its rows are the same whichever executor ran it and whatever ran beside it.
+    """
     rng = np.random.default_rng([seed, 7919])
-    classify = ds.classes is not None
-    evaluate_on = split.valid if rows_out == "valid" else split.test
-    points = []
-    for size in sizes:
-        rows = _subsample(ds.y, split.train, size, classify, rng)
-        model = cand.make()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            model.fit(ds.X.iloc[rows], ds.y[rows])
+    rows = seen = train
+    for size in sizes[: index + 1]:
+        rows = _subsample(y, train, size, classify, rng)
         seen = rows if len(rows) <= 5000 else np.sort(rng.choice(rows, 5000, replace=False))
-        try:
-            train = _metric_value(ref, ds, seen, model)
-        except ValueError:
-            train = None
-        points.append(CurvePoint(len(rows), seed, train, _metric_value(ref, ds, evaluate_on, model)))
-    return points
+    return rows, seen
+
+
+def _curve_point(
+    cand: Candidate,
+    ds: Dataset,
+    split: Split,
+    ref: MetricRef,
+    sizes: Sequence[int],
+    index: int,
+    seed: int,
+    rows_out: str,
+) -> CurvePoint:
+    """Fit at ``sizes[index]`` for one seed; score on the subsample trained on and on ``rows_out``."""
+    assert cand.make is not None
+    rows, seen = _curve_rows(ds.y, split.train, sizes, index, seed, ds.classes is not None)
+    model = cand.make()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(ds.X.iloc[rows], ds.y[rows])
+    try:
+        train = _metric_value(ref, ds, seen, model)
+    except ValueError:
+        train = None
+    evaluate_on = split.valid if rows_out == "valid" else split.test
+    return CurvePoint(len(rows), seed, train, _metric_value(ref, ds, evaluate_on, model))
 
 
 def measure_curve(
@@ -184,29 +203,39 @@ def measure_curve(
     budget_s: float = 360.0,
     valid_se: float = 0.0,
 ) -> Curve:
-    """The metric at geometric training sizes, ``seeds`` subsamples each, one process per seed.
+    """The metric at geometric training sizes, ``seeds`` subsamples each: every fit a task of its own.
+
+    The sizes × seeds fits are independent tasks for ``executor`` (local processes by default, or
+    a Dask cluster), the largest first so the longest fits do not start last; each has ``budget_s``.
+    The points are the same whichever executor ran them.
 
     Raises
     ------
     FlywheelError
-        When the candidate cannot be refitted (a rule or a predictions file), or every seed failed.
+        When the candidate cannot be refitted (a rule or a predictions file), or every fit failed.
     """
     if cand.make is None:
         raise FlywheelError(f"{cand.name} is not a model flywheel fits, so it has no learning curve")
     where = "valid" if len(split.valid) else "test"
     grid = geometric_sizes(len(split.train), sizes)
+    order = sorted(((i, s) for s in range(seeds) for i in range(len(grid))), key=lambda p: (-p[0], p[1]))
     tasks = [
-        Task(f"curve seed {s}", partial(_curve_seed, cand, ds, split, ref, grid, s, where), budget_s)
-        for s in range(seeds)
+        Task(
+            f"curve {grid[i]} rows seed {s}",
+            partial(_curve_point, cand, ds, split, ref, grid, i, s, where),
+            budget_s,
+        )
+        for i, s in order
     ]
-    outcomes = (executor or LocalExecutor()).run(tasks)
-    points = [p for o in outcomes if o.error is None for p in o.value]
-    errors = [o.error for o in outcomes if o.error is not None]
+    ran = dict(zip(order, (executor or LocalExecutor()).run(tasks), strict=True))
+    outcomes = [ran[i, s] for s in range(seeds) for i in range(len(grid))]  # by seed, then size
+    points = [o.value for o in outcomes if o.error is None]
+    errors = Counter(o.error for o in outcomes if o.error is not None)
     if not points:
         raise FlywheelError(
-            f"the learning curve of {cand.name} failed: {errors[0] if errors else 'no points'}"
+            f"the learning curve of {cand.name} failed: {next(iter(errors), None) or 'no points'}"
         )
-    notes = tuple(f"seed failed: {e}" for e in dict.fromkeys(errors))
+    notes = tuple(f"{n} of {len(tasks)} fits failed: {e}" for e, n in errors.items())
     metric = get_metric(ref.name)
     return Curve(
         ref.name, ref.greater_is_better, metric.best, "size", tuple(points), cand.name, where, valid_se, notes

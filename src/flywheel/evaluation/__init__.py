@@ -36,6 +36,8 @@ from flywheel.evaluation._evaluate import (
     class_scores,
     compare_evaluations,
     evaluate,
+    evaluate_elsewhere,
+    finish_here,
     predict_rows,
     scored_splits,
 )
@@ -84,7 +86,9 @@ __all__ = [
     "compare_evaluations",
     "distinguish",
     "evaluate",
+    "evaluate_elsewhere",
     "fill_text",
+    "finish_here",
     "judge",
     "latency_differs",
     "load_artifact",

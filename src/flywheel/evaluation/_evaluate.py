@@ -14,7 +14,7 @@ import pickle
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,8 @@ __all__ = [
     "class_scores",
     "compare_evaluations",
     "evaluate",
+    "evaluate_elsewhere",
+    "finish_here",
     "predict_rows",
     "scored_splits",
 ]
@@ -179,9 +181,15 @@ Predicted = dict[str, tuple[np.ndarray, np.ndarray | None]]
 
 
 def _predict_all(
-    cand: Candidate, ds: Dataset, split: Split, parts: dict[str, np.ndarray]
+    cand: Candidate,
+    ds: Dataset,
+    split: Split,
+    parts: dict[str, np.ndarray],
+    latency: bool = True,
+    pickled: bool = True,
 ) -> tuple[Predicted, dict[str, float], dict[str, tuple[float, float]], Any]:
-    """Predictions per split, systems metrics, and the intervals of the systems medians."""
+    """Predictions per split, systems metrics, and the intervals of the systems medians; latency
+    and the pickled size are left out unless asked for."""
     systems: dict[str, float] = {}
     spans: dict[str, tuple[float, float]] = {}
     out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
@@ -202,7 +210,8 @@ def _predict_all(
         if ds.classes is not None and len(split.valid):  # scores a service can return and mine read
             model = with_class_scores(model, ds.X.iloc[split.valid], ds.y[split.valid])
         systems["fit_time_s"] = time.perf_counter() - start
-        systems["size_mb"] = serialized_size_mb(model)
+        if pickled:
+            systems["size_mb"] = serialized_size_mb(model)
     for name, idx in parts.items():
         rows = features.iloc[idx]
         pred = (
@@ -213,11 +222,49 @@ def _predict_all(
         proba = class_scores(model, rows, ds.classes) if ds.classes is not None else None
         out[name] = (pred, proba)
     sample = features.iloc[split.valid if len(split.valid) else split.test]
-    measured = measure_latency(model, sample)
-    systems.update({k: float(v) for k, v in measured.items() if not k.endswith("_interval")})
+    if latency:
+        systems, spans = _with_latency(systems, spans, model, sample)
     systems["memory_mb"] = peak_memory_mb(model, sample)
-    spans.update({k.removesuffix("_interval"): v for k, v in measured.items() if k.endswith("_interval")})
     return out, systems, spans, model
+
+
+def _with_latency(
+    systems: dict[str, float], spans: dict[str, tuple[float, float]], model: Any, sample: pd.DataFrame
+) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """Systems metrics and their intervals with the latency of ``model`` on ``sample`` added."""
+    measured = measure_latency(model, sample)
+    systems = {**systems, **{k: float(v) for k, v in measured.items() if not k.endswith("_interval")}}
+    spans = {
+        **spans,
+        **{k.removesuffix("_interval"): v for k, v in measured.items() if k.endswith("_interval")},
+    }
+    return systems, spans
+
+
+def finish_here(
+    ev: Evaluation, model: Any, cand: Candidate, ds: Dataset, split: Split, *, latency: bool
+) -> Evaluation:
+    """``ev`` from :func:`evaluate_elsewhere`, finished in this process: the model's pickled size and
+    the candidate's artifact from ``model`` (the fitted model it returned), and with ``latency``,
+    its latency timed.
+
+    A rule is timed from ``cand`` itself; a predictions file has neither artifact nor latency.
+    """
+    if not ev.ok or cand.table is not None:
+        return ev
+    if model is not None and cand.make is not None:
+        ev = replace(ev, systems={**ev.systems, "size_mb": serialized_size_mb(model)})
+        if cand.role == "candidate":
+            ev = replace(ev, artifact=pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    if not latency:
+        return ev
+    if cand.rule is not None:
+        model, features = _RuleModel(cand.rule, ds), ds.frame.drop(columns=[ds.target])
+    else:
+        features = ds.X
+    sample = features.iloc[split.valid if len(split.valid) else split.test]
+    systems, spans = _with_latency(ev.systems, ev.intervals.get("systems", {}), model, sample)
+    return replace(ev, systems=systems, intervals={**ev.intervals, "systems": spans})
 
 
 def _score_split(
@@ -300,6 +347,46 @@ def evaluate(
     levels: dict[str, float] | None = None,
 ) -> Evaluation:
     """Fit (when needed), predict valid and test, and compute ``metrics`` with intervals on each."""
+    return _evaluate(cand, ds, split, metrics, n_resamples, seed, levels, latency=True)[0]
+
+
+def evaluate_elsewhere(
+    cand: Candidate,
+    ds: Dataset,
+    split: Split,
+    metrics: Sequence[str],
+    *,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    levels: dict[str, float] | None = None,
+    latency: bool = True,
+) -> tuple[Evaluation, Any]:
+    """As :func:`evaluate`, in a process that may not be this one; :func:`finish_here` completes it.
+
+    Returns the evaluation and the fitted model (``None`` for a rule or a predictions file). The
+    evaluation has no artifact and no pickled size: a Dask worker cannot pickle a model of the
+    project's own classes (it has the project's modules by value, not by name); the run's can.
+    With ``latency=False`` it has no latency either: on another machine latency would be that
+    machine's, not comparable with what this one measures for other models or other runs. Fit
+    time and memory stay (the fit happens where it happens; memory does not depend on the
+    machine).
+    """
+    ev, model = _evaluate(cand, ds, split, metrics, n_resamples, seed, levels, latency, artifact=False)
+    return ev, model if cand.make is not None else None
+
+
+def _evaluate(
+    cand: Candidate,
+    ds: Dataset,
+    split: Split,
+    metrics: Sequence[str],
+    n_resamples: int,
+    seed: int,
+    levels: dict[str, float] | None,
+    latency: bool,
+    artifact: bool = True,
+) -> tuple[Evaluation, Any]:
+    """The evaluation of :func:`evaluate` (with its latency and artifact or not), and the fitted model."""
     parts = scored_splits(split)
     base: dict[str, Any] = {
         "name": cand.name,
@@ -312,9 +399,9 @@ def evaluate(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            predicted, systems, spans, model = _predict_all(cand, ds, split, parts)
+            predicted, systems, spans, model = _predict_all(cand, ds, split, parts, latency, artifact)
         except Exception as exc:  # a failing candidate is reported, never fatal to the run
-            return Evaluation(**base, error=_one_line(exc))
+            return Evaluation(**base, error=_one_line(exc)), None
     values: dict[str, dict[str, float | None]] = {}
     intervals: dict[str, dict[str, tuple[float, float]]] = {}
     bounds: dict[str, dict[str, tuple[float, float]]] = {}
@@ -342,7 +429,7 @@ def evaluate(
             notes += [f"{name}: {n}" for n in split_notes]
     if spans:  # the intervals of the systems medians travel as split "systems"
         intervals["systems"] = spans
-    return Evaluation(
+    evaluation = Evaluation(
         **base,
         metrics=values,
         intervals=intervals,
@@ -351,10 +438,11 @@ def evaluate(
         notes=tuple(notes),
         predictions={k: v[0] for k, v in predicted.items()},
         artifact=pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-        if model is not None and cand.role == "candidate" and cand.make is not None
+        if artifact and model is not None and cand.role == "candidate" and cand.make is not None
         else None,
         scores={k: v[1] for k, v in predicted.items()},
     )
+    return evaluation, model
 
 
 def compare_evaluations(

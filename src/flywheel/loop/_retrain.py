@@ -29,6 +29,7 @@ from flywheel.project import Project
 if TYPE_CHECKING:
     from flywheel.data import Dataset, Split
     from flywheel.evaluation import Candidate
+    from flywheel.execution import Executor
 
 __all__ = ["Retrained", "retrain"]
 
@@ -78,8 +79,13 @@ def _labelled_rows(project: Project, features: list[str]) -> tuple[pd.DataFrame,
     return pd.DataFrame(train_rows, columns=columns), pd.DataFrame(fresh_rows, columns=columns)
 
 
-def retrain(project: Project) -> Retrained:
-    """Fit the champion's family on train + accepted labels, register it as challenger, and judge it."""
+def retrain(project: Project, *, executor: Executor | None = None) -> Retrained:
+    """Fit the champion's family on train + accepted labels, register it as challenger, and judge it.
+
+    The fit is a task for ``executor`` (default: a local process), with three times the project's
+    ``baselines.time_budget_s``; it carries its own seeds, so the model is the same on any executor.
+    Judging and registering happen here.
+    """
     from flywheel.evaluation import make_objective
     from flywheel.pipeline import plan
     from flywheel.registry import load_alias
@@ -96,14 +102,7 @@ def retrain(project: Project) -> Retrained:
     added, notes = _drop_test_leaks(added, ds, split)
     added, absurd = _drop_absurd(added, ds)
     notes += absurd
-    try:
-        model, trained_rows = _fit(cand, ds, split, added)
-    except ValueError as exc:  # the model refuses what it was given: say so, do not crash
-        line = (str(exc).strip().splitlines() or [""])[0]
-        raise FlywheelError(
-            f"retrain: {champion.name} cannot be fitted on train plus the {len(added):,} labelled rows "
-            f"({line}); look at their inputs with `flywheel queue list`"
-        ) from None
+    model, trained_rows = _fit_on(executor, cand, ds, split, added, 3 * project.baselines.time_budget_s)
     objective = make_objective(
         project.objective, ds.task, project.objective_fingerprint(), str(project.path), classes=ds.classes
     )
@@ -175,6 +174,41 @@ def _labels(values: Iterable[Any], ds: Dataset) -> np.ndarray:
         return np.asarray([float(v) for v in values])
     by_text = {str(c): c for c in ds.classes}
     return np.asarray([by_text.get(str(v), v) for v in values], dtype=ds.y.dtype)
+
+
+def _fit_on(
+    executor: Executor | None,
+    cand: Candidate,
+    ds: Dataset,
+    split: Split,
+    added: pd.DataFrame,
+    budget_s: float,
+) -> tuple[Any, int]:
+    """:func:`_fit` as a task on ``executor``; a model that refuses its rows is one line."""
+    from functools import partial
+
+    from flywheel.execution import LocalExecutor, Task
+
+    task = Task(f"retrain {cand.name}", partial(_refit, cand, ds, split, added), budget_s)
+    [outcome] = (executor or LocalExecutor(1)).run([task])
+    if outcome.error is not None:
+        raise FlywheelError(f"retrain: fitting {cand.name} failed: {outcome.error}")
+    status, value, rows = outcome.value
+    if status == "refused":  # the model refuses what it was given: say so, do not crash
+        raise FlywheelError(
+            f"retrain: {cand.name} cannot be fitted on train plus the {len(added):,} labelled rows "
+            f"({value}); look at their inputs with `flywheel queue list`"
+        )
+    return value, rows
+
+
+def _refit(cand: Candidate, ds: Dataset, split: Split, added: pd.DataFrame) -> tuple[str, Any, int]:
+    """The retrain task: ("ok", model, rows trained on), or ("refused", the model's one line, 0)."""
+    try:
+        model, rows = _fit(cand, ds, split, added)
+    except ValueError as exc:
+        return "refused", (str(exc).strip().splitlines() or [""])[0], 0
+    return "ok", model, rows
 
 
 def _fit(cand: Candidate, ds: Dataset, split: Split, added: pd.DataFrame) -> tuple[Any, int]:

@@ -114,7 +114,7 @@ def _forecast(
             sizes=spec.sizes,
             seeds=spec.seeds,
             executor=executor,
-            budget_s=3 * plan_.project.baselines.time_budget_s,
+            budget_s=3 * plan_.project.baselines.time_budget_s,  # each fit's, like a retrain's
             valid_se=valid_se,
         )
     except FlywheelError as exc:

@@ -1,12 +1,23 @@
-"""Evaluating all: every rung of the ladder and every candidate as an independent, time-boxed task."""
+"""Evaluating all: every rung of the ladder and every candidate as an independent, time-boxed task.
+
+On the local executor a task does everything: fit, predict, score, time, pickle the artifact. On
+any other (a Dask cluster) a task fits, predicts and scores, and the run's own process finishes
+the evaluation: it pickles the models (their size, the candidates' artifacts), which a worker
+cannot do for a model of the project's own classes (it holds the project's modules by value, not
+by name), and, when the workers may be other machines, times each model's latency. Latency timed
+on whichever worker a task landed on would be that machine's: two models timed on different
+machines, or this run and a local one, could not be compared, and a latency constraint would be
+judged on whatever hardware the cluster had free. So latency is always this machine's; fit time
+and memory are measured with the fit.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from functools import partial
 
-from flywheel.evaluation import Candidate, Evaluation, evaluate
-from flywheel.execution import Executor, Outcome, Task
+from flywheel.evaluation import Candidate, Evaluation, evaluate, evaluate_elsewhere, finish_here
+from flywheel.execution import Executor, LocalExecutor, Outcome, Task
 from flywheel.pipeline._plan import Plan, Progress
 
 __all__ = [
@@ -19,18 +30,16 @@ def evaluate_all(
 ) -> list[Evaluation]:
     """Every rung and candidate as an independent task, each within its time budget."""
     budget = plan_.project.baselines.time_budget_s
+    in_task = isinstance(executor, LocalExecutor)  # its processes import the project's modules by name
+    time_here = not getattr(executor, "same_machine", True)
     # The slow fits (learned models) start first, so the cheap rungs fill the gaps around them;
     # results come back in ladder order whatever the order they ran in.
     order = sorted(range(len(plan_.candidates)), key=lambda i: (plan_.candidates[i].stage != "model", -i))
     candidates = [plan_.candidates[i] for i in order]
+    levels = plan_.objective.confidence_levels()
+    fn = evaluate if in_task else partial(evaluate_elsewhere, latency=not time_here)
     tasks = [
-        Task(
-            c.name,
-            partial(
-                evaluate, c, plan_.dataset, plan_.split, metrics, levels=plan_.objective.confidence_levels()
-            ),
-            budget,
-        )
+        Task(c.name, partial(fn, c, plan_.dataset, plan_.split, metrics, levels=levels), budget)
         for c in candidates
     ]
 
@@ -44,7 +53,31 @@ def evaluate_all(
     outcomes: list[Outcome] = [ran[0]] * len(ran)
     for position, outcome in zip(order, ran, strict=True):
         outcomes[position] = outcome
+    if not in_task:
+        outcomes = [
+            _finished_here(plan_, c, o, time_here) for c, o in zip(plan_.candidates, outcomes, strict=True)
+        ]
     return [_evaluation(cand, outcome) for cand, outcome in zip(plan_.candidates, outcomes, strict=True)]
+
+
+def _finished_here(plan_: Plan, cand: Candidate, outcome: Outcome, time_here: bool) -> Outcome:
+    """The outcome of :func:`evaluate_elsewhere` finished in this process (artifact, latency if asked).
+
+    Latency is timed one model at a time on one core, as a local run times each on its share of
+    the cores (one each, by default).
+    """
+    if outcome.error is not None or not isinstance(outcome.value, tuple):
+        return outcome
+    from threadpoolctl import threadpool_limits
+
+    ev, model = outcome.value
+    try:
+        with threadpool_limits(limits=1):
+            ev = finish_here(ev, model, cand, plan_.dataset, plan_.split, latency=time_here)
+    except Exception as exc:  # the evaluation stands, without what could not be made
+        line = (str(exc).strip().splitlines() or [""])[0]
+        ev = replace(ev, notes=(*ev.notes, f"artifact or latency not made: {type(exc).__name__}: {line}"))
+    return replace(outcome, value=ev)
 
 
 def _evaluation(cand: Candidate, outcome: Outcome) -> Evaluation:

@@ -98,7 +98,8 @@ def run(
     progress
         Called as each stage starts, for a progress display.
     executor
-        Where the fits run (default: local processes, one per core).
+        Where the fits run (default: local processes, one per core): every rung and candidate,
+        and each of the learning curve's fits, is a task of its own.
     candidates
         False runs the baseline ladder alone (``flywheel baselines``).
     diagnose
