@@ -39,7 +39,7 @@ baselines: {rules: ["team_rules:predict"], time_budget_s: 120}
 diagnosis: {sizes: 4, seeds: 2}
 models:
   - {name: tree, estimator: sklearn.tree.DecisionTreeClassifier, params: {max_depth: 4, random_state: 0}}
-  - {name: own, factory: "team_models:make"}
+  - {name: own, factory: "dask_own_models:make"}
 """
 
 OWN_MODELS = """\
@@ -77,7 +77,7 @@ def test_the_ladder_and_the_learning_curve_agree_with_the_local_executor(tmp_pat
     (tmp_path / "team_rules.py").write_text(
         "def predict(rows):\n    return ['yes' if v > 0 else 'no' for v in rows['x1']]\n"
     )
-    (tmp_path / "team_models.py").write_text(OWN_MODELS)
+    (tmp_path / "dask_own_models.py").write_text(OWN_MODELS)
     path = write_project(tmp_path, PROJECT)
     local = run(path, save=False, report=False, executor=LocalExecutor(2))
     remote = run(path, save=False, report=False, executor=DaskExecutor(client))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,19 @@ def _tabular(tmp_path: Path, project: str = TABULAR) -> Path:
 
 
 def test_iris_run_ranks_stores_and_reports(iris_project: Path) -> None:
+    began = time.perf_counter()
     result = run(iris_project)
+    spent = time.perf_counter() - began
+    # Where the time went, stage by stage, in the order they ran; together no more than the run.
+    stages = ["data", "ladder and candidates", "learning curve and forecast", "diagnosis", "scoping"]
+    assert list(result.timings) == [*stages, "report", "store"]
+    assert all(v >= 0 for v in result.timings.values()) and sum(result.timings.values()) <= spent
+    db = open_store(iris_project.parent / ".flywheel")
+    stored = db.get_run(result.run_id)
+    db.close()
+    assert stored is not None and stored["timings"] == result.timings  # the store's own time too
+    page = result.report_path.read_text() if result.report_path else ""
+    assert 'id="timings"' in page and "ladder and candidates" in page
     names = [e.name for e in result.evaluations]
     assert names == ["dummy", "random", "one-feature", "linear", "boosted-trees"]
     assert result.ranking.best in ("linear", "boosted-trees", "one-feature")

@@ -51,6 +51,9 @@ class RunResult:
     flywheel: dict[str, Any] | None = None  # the served loop: labels over time, retrains
     report_path: Path | None = None
     notes: list[str] = field(default_factory=list)
+    # Wall-clock seconds of each stage, in the order they ran (data, ladder and candidates,
+    # learning curve and forecast, diagnosis, scoping, report, store): where a run's time went.
+    timings: dict[str, float] = field(default_factory=dict)
 
     def evaluation(self, name: str) -> Evaluation:
         """The evaluation of the model called ``name``."""
@@ -104,4 +107,5 @@ class RunResult:
             "flywheel": self.flywheel,
             "report_path": str(self.report_path) if self.report_path else None,
             "notes": self.notes,
+            "timings": self.timings,
         }

@@ -207,6 +207,9 @@ def print_result(result: Any) -> None:
     )
     if result.report_path:
         out.print(f"report: {result.report_path}", soft_wrap=True)
+    if result.timings:
+        spent = " · ".join(f"{stage} {seconds:.1f} s" for stage, seconds in result.timings.items())
+        out.print(f"time: {spent}", soft_wrap=True)
 
 
 def _print_actions(diagnosis: Any, limit: int = 5) -> None:

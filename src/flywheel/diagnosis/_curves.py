@@ -26,7 +26,7 @@ import numpy as np
 from flywheel.data import Dataset, Split
 from flywheel.errors import DataError, FlywheelError
 from flywheel.evaluation import Candidate
-from flywheel.execution import Executor, LocalExecutor, Task
+from flywheel.execution import Executor, LocalExecutor, Outcome, Task
 from flywheel.metrics import MetricRef, get_metric, score
 
 __all__ = [
@@ -191,6 +191,34 @@ def _curve_point(
     return CurvePoint(len(rows), seed, train, _metric_value(ref, ds, evaluate_on, model))
 
 
+_SMALL_FIT_ROWS = 20_000  # fits this small share a task: a process costs more than the fit
+
+
+def _fit_groups(grid: Sequence[int], seeds: int) -> list[list[tuple[int, int]]]:
+    """The (size index, seed) fits of each task, the largest first: every fit on more than
+    ``_SMALL_FIT_ROWS`` rows is a task of its own (those are the ones worth spreading over
+    cores or a cluster); the smaller ones of a seed share one task, since starting a process
+    (or shipping a task) costs more than fitting a few thousand rows."""
+    big = [(i, s) for i in range(len(grid)) if grid[i] > _SMALL_FIT_ROWS for s in range(seeds)]
+    small = [[(i, s) for i in range(len(grid)) if grid[i] <= _SMALL_FIT_ROWS] for s in range(seeds)]
+    groups = [[fit] for fit in big] + [group for group in small if group]
+    return sorted(groups, key=lambda g: (-sum(grid[i] for i, _ in g), g[0][1]))
+
+
+def _curve_points(
+    cand: Candidate,
+    ds: Dataset,
+    split: Split,
+    ref: MetricRef,
+    sizes: Sequence[int],
+    indices: Sequence[int],
+    seed: int,
+    rows_out: str,
+) -> list[CurvePoint]:
+    """:func:`_curve_point` at each of ``indices`` for one seed (one task's fits)."""
+    return [_curve_point(cand, ds, split, ref, sizes, i, seed, rows_out) for i in indices]
+
+
 def measure_curve(
     cand: Candidate,
     ds: Dataset,
@@ -203,10 +231,11 @@ def measure_curve(
     budget_s: float = 360.0,
     valid_se: float = 0.0,
 ) -> Curve:
-    """The metric at geometric training sizes, ``seeds`` subsamples each: every fit a task of its own.
+    """The metric at geometric training sizes, ``seeds`` subsamples each.
 
     The sizes × seeds fits are independent tasks for ``executor`` (local processes by default, or
     a Dask cluster), the largest first so the longest fits do not start last; each has ``budget_s``.
+    Fits on a few thousand rows share one task per seed (:func:`_fit_groups`).
     The points are the same whichever executor ran them.
 
     Raises
@@ -218,16 +247,20 @@ def measure_curve(
         raise FlywheelError(f"{cand.name} is not a model flywheel fits, so it has no learning curve")
     where = "valid" if len(split.valid) else "test"
     grid = geometric_sizes(len(split.train), sizes)
-    order = sorted(((i, s) for s in range(seeds) for i in range(len(grid))), key=lambda p: (-p[0], p[1]))
+    groups = _fit_groups(grid, seeds)
     tasks = [
         Task(
-            f"curve {grid[i]} rows seed {s}",
-            partial(_curve_point, cand, ds, split, ref, grid, i, s, where),
+            f"curve {', '.join(str(grid[i]) for i, _ in group)} rows seed {group[0][1]}",
+            partial(_curve_points, cand, ds, split, ref, grid, [i for i, _ in group], group[0][1], where),
             budget_s,
         )
-        for i, s in order
+        for group in groups
     ]
-    ran = dict(zip(order, (executor or LocalExecutor()).run(tasks), strict=True))
+    ran = {
+        (i, s): Outcome(o.name, None if o.error else o.value[k], o.error, o.elapsed_s)
+        for group, o in zip(groups, (executor or LocalExecutor()).run(tasks), strict=True)
+        for k, (i, s) in enumerate(group)
+    }
     outcomes = [ran[i, s] for s in range(seeds) for i in range(len(grid))]  # by seed, then size
     points = [o.value for o in outcomes if o.error is None]
     errors = Counter(o.error for o in outcomes if o.error is not None)

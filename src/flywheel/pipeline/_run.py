@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -72,6 +75,21 @@ def _result(
     )
 
 
+class _Clock:
+    """Wall-clock seconds per stage: ``with clock("ladder"): ...`` adds to ``seconds["ladder"]``."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + round(time.perf_counter() - began, 3)
+
+
 def run(
     project: Project | str | os.PathLike[str] = ".",
     *,
@@ -117,32 +135,44 @@ def run(
     """
     proj = project if isinstance(project, Project) else load_project(project)
     started = datetime.now(UTC)
-    plan_ = plan(proj, candidates=candidates)
-    check_target(plan_, target)
+    clock = _Clock()
+    with clock("data"):
+        plan_ = plan(proj, candidates=candidates)
+        check_target(plan_, target)
     own_store = store is None and save
     db = project_store(proj) if own_store else store  # version-checked before any fitting
     try:
         metrics = default_metrics(plan_.dataset.task, plan_.objective)
         executor = executor or LocalExecutor()
-        ranked = rank_evaluations(plan_, evaluate_all(plan_, metrics, executor, progress))
+        with clock("ladder and candidates"):
+            ranked = rank_evaluations(plan_, evaluate_all(plan_, metrics, executor, progress))
         curve, forecast_ = None, None
         if diagnose and (proj.diagnosis.forecast if forecast_curve is None else forecast_curve):
-            curve, forecast_ = forecast_labels(plan_, ranked, executor, target, progress)
-        diagnosis = diagnose_best(plan_, ranked, curve, forecast_) if diagnose else None
+            with clock("learning curve and forecast"):
+                curve, forecast_ = forecast_labels(plan_, ranked, executor, target, progress)
+        with clock("diagnosis"):
+            diagnosis = diagnose_best(plan_, ranked, curve, forecast_) if diagnose else None
         result = _result(plan_, started, metrics, ranked, diagnosis, forecast_)
         if db is not None and save:
             note_objective_change(db, proj, plan_.objective, started, result.notes)
         if diagnose:
-            result = scope_run(proj, db, result, plan_.dataset.frame)
+            with clock("scoping"):
+                result = scope_run(proj, db, result, plan_.dataset.frame)
         if report:
             from flywheel.report import write_report
 
             # A ladder-only run (`flywheel baselines`) keeps its own page; latest.html is the full run's.
             folder = proj.store_dir / "reports"
-            result = replace(result, report_path=write_report(result, folder, latest=candidates))
+            with clock("report"):
+                result = replace(result, timings=dict(clock.seconds))  # the page shows the stages before it
+                result = replace(result, report_path=write_report(result, folder, latest=candidates))
+        result = replace(result, timings=dict(clock.seconds))
         if db is not None and save:
-            db.save_run(result.record())
-            register_artifacts(db, proj, result, plan_.dataset)
+            with clock("store"):
+                db.save_run(result.record())
+                register_artifacts(db, proj, result, plan_.dataset)
+            result = replace(result, timings=dict(clock.seconds))
+            db.set_timings(result.run_id, result.timings)  # the store's own time, stored too
         return result
     finally:
         if own_store and db is not None:

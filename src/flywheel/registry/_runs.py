@@ -123,6 +123,16 @@ class RunQueries(StoreConnection):
             if run is not None:
                 run.report_path = str(path)
 
+    def set_timings(self, run_id: str, timings: dict[str, float]) -> None:
+        """Record the seconds each stage of a run took, the store's own included (known only once
+        the run is stored)."""
+        with self.session() as s:
+            run = s.get(RunRow, run_id)
+            if run is not None:
+                result = json.loads(run.result_json)
+                result["timings"] = timings
+                run.result_json = json.dumps(result)
+
     def record_objective(
         self, project: str, version: str, formula: dict[str, Any], reason: str | None, when: datetime
     ) -> str | None:
