@@ -214,9 +214,27 @@ def _curve_points(
     indices: Sequence[int],
     seed: int,
     rows_out: str,
-) -> list[CurvePoint]:
-    """:func:`_curve_point` at each of ``indices`` for one seed (one task's fits)."""
-    return [_curve_point(cand, ds, split, ref, sizes, i, seed, rows_out) for i in indices]
+) -> list[CurvePoint | str]:
+    """:func:`_curve_point` at each of ``indices`` for one seed (one task's fits); a fit that fails
+    is its one-line reason in its place, so it costs its own point, not the others'."""
+    points: list[CurvePoint | str] = []
+    for i in indices:
+        try:
+            points.append(_curve_point(cand, ds, split, ref, sizes, i, seed, rows_out))
+        except Exception as exc:  # the point's failure, in the executor's one-line form
+            text = (str(exc).strip().splitlines() or [""])[0]
+            points.append(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+    return points
+
+
+def _point_outcome(outcome: Outcome, k: int) -> Outcome:
+    """The ``k``-th fit of a task's outcome: its point, or why the fit (or the whole task) failed."""
+    if outcome.error is not None:
+        return outcome
+    value = outcome.value[k]
+    if isinstance(value, str):
+        return Outcome(outcome.name, None, value, outcome.elapsed_s)
+    return Outcome(outcome.name, value, None, outcome.elapsed_s)
 
 
 def measure_curve(
@@ -257,7 +275,7 @@ def measure_curve(
         for group in groups
     ]
     ran = {
-        (i, s): Outcome(o.name, None if o.error else o.value[k], o.error, o.elapsed_s)
+        (i, s): _point_outcome(o, k)
         for group, o in zip(groups, (executor or LocalExecutor()).run(tasks), strict=True)
         for k, (i, s) in enumerate(group)
     }
@@ -268,7 +286,7 @@ def measure_curve(
         raise FlywheelError(
             f"the learning curve of {cand.name} failed: {next(iter(errors), None) or 'no points'}"
         )
-    notes = tuple(f"{n} of {len(tasks)} fits failed: {e}" for e, n in errors.items())
+    notes = tuple(f"{n} of {len(outcomes)} fits failed: {e}" for e, n in errors.items())
     metric = get_metric(ref.name)
     return Curve(
         ref.name, ref.greater_is_better, metric.best, "size", tuple(points), cand.name, where, valid_se, notes

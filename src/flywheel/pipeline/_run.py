@@ -90,6 +90,34 @@ class _Clock:
             self.seconds[stage] = self.seconds.get(stage, 0.0) + round(time.perf_counter() - began, 3)
 
 
+def _report_and_store(
+    proj: Project,
+    plan_: Plan,
+    result: RunResult,
+    clock: _Clock,
+    db: Store | None,
+    report: bool,
+    candidates: bool,
+) -> RunResult:
+    """Write the report (it shows the stages' times so far), then store the run and its artifacts."""
+    if report:
+        from flywheel.report import write_report
+
+        # A ladder-only run (`flywheel baselines`) keeps its own page; latest.html is the full run's.
+        folder = proj.store_dir / "reports"
+        with clock("report"):
+            result = replace(result, timings=dict(clock.seconds))
+            result = replace(result, report_path=write_report(result, folder, latest=candidates))
+    result = replace(result, timings=dict(clock.seconds))
+    if db is not None:
+        with clock("store"):
+            db.save_run(result.record())
+            register_artifacts(db, proj, result, plan_.dataset)
+        result = replace(result, timings=dict(clock.seconds))
+        db.set_timings(result.run_id, result.timings)  # the store's own time, stored too
+    return result
+
+
 def run(
     project: Project | str | os.PathLike[str] = ".",
     *,
@@ -158,22 +186,7 @@ def run(
         if diagnose:
             with clock("scoping"):
                 result = scope_run(proj, db, result, plan_.dataset.frame)
-        if report:
-            from flywheel.report import write_report
-
-            # A ladder-only run (`flywheel baselines`) keeps its own page; latest.html is the full run's.
-            folder = proj.store_dir / "reports"
-            with clock("report"):
-                result = replace(result, timings=dict(clock.seconds))  # the page shows the stages before it
-                result = replace(result, report_path=write_report(result, folder, latest=candidates))
-        result = replace(result, timings=dict(clock.seconds))
-        if db is not None and save:
-            with clock("store"):
-                db.save_run(result.record())
-                register_artifacts(db, proj, result, plan_.dataset)
-            result = replace(result, timings=dict(clock.seconds))
-            db.set_timings(result.run_id, result.timings)  # the store's own time, stored too
-        return result
+        return _report_and_store(proj, plan_, result, clock, db if save else None, report, candidates)
     finally:
         if own_store and db is not None:
             db.close()

@@ -93,6 +93,7 @@ def _worker(project_file: str, options: Any, sock: socket.socket, supervisor: in
     """One worker: load the project and the model, then serve on the shared socket until SIGTERM."""
     import uvicorn
 
+    from flywheel.prediction_log import short_slice
     from flywheel.project import load_project
     from flywheel.serving._app import _settle_heap, create_app
     from flywheel.serving._served import load_served
@@ -105,6 +106,7 @@ def _worker(project_file: str, options: Any, sock: socket.socket, supervisor: in
     app = create_app(project, served, options, load_second(project, options, served))
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=10)
     _settle_heap()
+    short_slice()  # as a single service: the event loop's wake-ups are short and requests wait on them
     uvicorn.Server(config).run(sockets=[sock])
 
 
