@@ -116,8 +116,6 @@ class _WriterProcess:
 class _Attached:
     """The process of a shared writer, seen from one worker: not this worker's to wait for or kill."""
 
-    returncode = None
-
     def wait(self, timeout: float | None = None) -> str:
         return "the shared writer closed this worker's connection"
 

@@ -84,7 +84,7 @@ class ModelQueries(StoreConnection):
         *,
         sha256: str | None = None,
     ) -> dict[str, Any]:
-        """Record a saved artifact as ``version`` of ``name`` (from :meth:`next_model_version`).
+        """Record a saved artifact as ``version`` of ``name`` (saving: :meth:`register_next` picks it).
 
         ``path`` is kept relative to the store's folder and ``sha256`` (of the artifact's bytes)
         is checked before the artifact is loaded; entries come back with the absolute path.
@@ -124,14 +124,6 @@ class ModelQueries(StoreConnection):
         s.add(row)
         s.flush()
         return _model_dict(row, self.root)
-
-    def next_model_version(self, project: str, name: str) -> int:
-        """The version the next artifact of ``name`` will get."""
-        with self.session() as s:
-            latest = s.scalar(
-                select(func.max(ModelRow.version)).where(ModelRow.project == project, ModelRow.name == name)
-            )
-            return int(latest or 0) + 1
 
     def register_next(
         self,
