@@ -55,7 +55,8 @@ class Server:
         found = re.search(r"http://127\.0\.0\.1:(\d+)", line)
         if not found:
             self.kill()
-            raise AssertionError(f"no address in {line!r}")
+            self.errors.seek(0)
+            raise AssertionError(f"no address in {line!r}; it said: {self.errors.read()[-2000:]}")
         self.url = f"http://127.0.0.1:{found.group(1)}"
         self.first_line = line  # what the service says once it listens
         deadline = time.monotonic() + 30

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -146,6 +147,31 @@ def test_a_model_that_waits_on_io_is_charged_for_it() -> None:
     """Sleeping (a model calling a service) is the model's time: only waiting for a CPU is taken out."""
     own, wall = _time_calls(Sleepy(), ROWS.iloc[:1], budget_s=1.0, rel_tol=0.0, min_calls=20, max_calls=20)
     assert np.median(own) >= 2e-3 and np.median(own) >= 0.9 * np.median(wall)
+
+
+def test_the_garbage_collector_stays_out_of_the_timed_calls_and_is_restored() -> None:
+    """A collection walks the measuring process's heap, not the model's: one such pause in 80 calls
+    was the whole upper end of a p95 interval on a busy machine, so timings run with it off."""
+
+    class Watch:
+        def __init__(self) -> None:
+            self.seen: list[bool] = []
+
+        def predict(self, rows: pd.DataFrame) -> np.ndarray:
+            self.seen.append(gc.isenabled())
+            return np.zeros(len(rows))
+
+    watch = Watch()
+    assert gc.isenabled()
+    _time_calls(watch, ROWS.iloc[:1], budget_s=1.0, rel_tol=0.0, min_calls=20, max_calls=20)
+    assert watch.seen[3:] == [False] * 20  # after the three warm-up calls, every timed one
+    assert gc.isenabled()
+    gc.disable()
+    try:  # a caller that had it off keeps it off
+        _time_calls(watch, ROWS.iloc[:1], budget_s=1.0, rel_tol=0.0, min_calls=5, max_calls=5)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_a_fit_elsewhere_is_finished_here_with_its_artifact_and_latency() -> None:

@@ -14,6 +14,11 @@ measured the way a benchmark would be, not once:
   1.09x (``benchmarks/latency_under_load.py``), so a constraint is not decided by
   what else the machine was doing. The wall-time p50 and p95 are reported beside
   it (``latency_p50_wall_ms``);
+- the cyclic garbage collector is off while calls are timed (as ``timeit`` does): a
+  collection walks the whole heap of the process *measuring* (flywheel with pandas and
+  scikit-learn loaded), not the model's; on a busy machine one such pause (125 ms for a
+  3 ms call) in 80 calls was the whole upper end of a p95 interval and turned a
+  gate's "pass" into "undecided";
 - p50 / p95 / p99 of single-row latency, each with a distribution-free 95 %
   interval (order statistics), and throughput (rows per second at the largest batch);
 - peak memory allocated while predicting a large batch (``tracemalloc``), and
@@ -25,6 +30,7 @@ not overlap (:func:`latency_differs`).
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import pickle
@@ -116,6 +122,8 @@ def _time_calls(
     own: list[float] = []
     wall: list[float] = []
     delay = _RunDelay()
+    collecting = gc.isenabled()
+    gc.disable()  # the collector's pauses belong to this process's heap, not to the model
     deadline = time.perf_counter() + budget_s
     try:
         while len(own) < max_calls:
@@ -134,6 +142,8 @@ def _time_calls(
             if time.perf_counter() > deadline and len(own) >= min(min_calls, 10):
                 break
     finally:
+        if collecting:
+            gc.enable()
         delay.close()
     return np.asarray(own), np.asarray(wall)
 
