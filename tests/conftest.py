@@ -58,3 +58,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return str(request.getfixturevalue("postgres").database())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def log_at(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A fresh, empty prediction log on each back-end: a SQLite file, and a PostgreSQL database's
+    tables (as :func:`flywheel.registry.log_location` gives them for a PostgreSQL store)."""
+    from flywheel.prediction_log import LOG_NAME, PostgresLog
+
+    if request.param == "sqlite":
+        return tmp_path / LOG_NAME
+    url = str(request.getfixturevalue("postgres").database())
+    return PostgresLog(url.replace("postgresql+psycopg://", "postgresql://", 1), url)

@@ -22,7 +22,6 @@ from flywheel.loop import expire_items, export_queue, import_labels, list_queue,
 from flywheel.loop._mine import _select
 from flywheel.pipeline import promote, run
 from flywheel.prediction_log import (
-    LOG_NAME,
     LogFull,
     LogWriteError,
     PredictionLog,
@@ -30,7 +29,7 @@ from flywheel.prediction_log import (
     read_feedback,
 )
 from flywheel.project import load_project
-from flywheel.registry import open_store
+from flywheel.registry import log_location, project_store
 from helpers import IRIS_TWO_MODELS, slice_ns, write_project
 
 
@@ -320,8 +319,18 @@ def iris(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture
+def iris_on(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The served iris project with its store (and so its log) on each back-end."""
+    monkeypatch.setenv("FLYWHEEL_STORE", store_url)
+    path = write_project(tmp_path / "iris", IRIS)
+    run(path, report=False)
+    promote("logreg", path, force=True)
+    return path
+
+
 def _log_rows(path: Path, frame: pd.DataFrame, labels: list[str] | None = None) -> list[str]:
-    log = PredictionLog(path.parent / ".flywheel" / LOG_NAME)
+    log = PredictionLog(log_location(load_project(path)))
     ids = []
     for i, row in enumerate(frame.to_dict(orient="records")):
         rec = PredictionRecord(f"q{i:04d}", time.time(), "logreg", 1, row, "setosa", None, 1.0)
@@ -333,7 +342,8 @@ def _log_rows(path: Path, frame: pd.DataFrame, labels: list[str] | None = None) 
     return ids
 
 
-def test_mine_export_import_and_expire(iris: Path, tmp_path: Path) -> None:
+def test_mine_export_import_and_expire(iris_on: Path, tmp_path: Path) -> None:
+    iris = iris_on
     data = load_iris(as_frame=True)
     frame = data.frame.drop(columns=["target"])
     # Rows between the classes: mixtures of a versicolor and a virginica row are hard for the model.
@@ -366,7 +376,7 @@ def test_mine_export_import_and_expire(iris: Path, tmp_path: Path) -> None:
     sheet.to_csv(out, index=False)
     taken, problems = import_labels(project, out, ["setosa", "versicolor", "virginica"])
     assert taken == len(sheet) - 2 and len(problems) == 1 and "tulip" in problems[0]
-    review = [f for f in read_feedback(iris.parent / ".flywheel" / LOG_NAME) if f["origin"] == "review"]
+    review = [f for f in read_feedback(log_location(project)) if f["origin"] == "review"]
     assert len(review) == taken
     with pytest.raises(DataError, match="lacks column 'label'"):
         pd.DataFrame({"item_id": ["x"]}).to_csv(tmp_path / "bad.csv", index=False)
@@ -379,7 +389,7 @@ def test_mine_export_import_and_expire(iris: Path, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="is a folder"):
         export_queue(project, tmp_path / "taken.csv")
     # The champion moves: open items it nominated expire.
-    store = open_store(project.store_dir)
+    store = project_store(project)
     try:
         tree = store.latest_model(project.project, "tree")
         assert tree is not None

@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from flywheel.loop import (
     QueueItem,
@@ -19,17 +20,22 @@ from flywheel.loop import (
     queue_counts,
 )
 from flywheel.loop._queue import _enqueue
-from flywheel.prediction_log import LOG_NAME, PredictionLog, PredictionRecord
+from flywheel.prediction_log import PredictionLog, PredictionRecord
 from flywheel.project import load_project
+from flywheel.registry import log_location
 from helpers import IRIS_TWO_MODELS, write_project
 
 IRIS = IRIS_TWO_MODELS.format(name="iris-queue")
 
 
-def test_the_queue_read_by_the_database_agrees_with_list_queue(tmp_path: Path) -> None:
+def test_the_queue_read_by_the_database_agrees_with_list_queue(
+    tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Differential: ReviewQueue's counts (GROUP BY) and picks (one row each) equal what reading the
     whole queue with list_queue gives, on a real log with ties in score, labelled and expired items
-    and a conflict that opening the queue surfaces."""
+    and a conflict that opening the queue surfaces; on both back-ends (a PostgreSQL store keeps the
+    log, and so the queue, in its database)."""
+    monkeypatch.setenv("FLYWHEEL_STORE", store_url)
     path = write_project(tmp_path / "iris", IRIS)
     project = load_project(path)
     assert queue_counts(project) == {} and next_item(project) is None
@@ -53,7 +59,7 @@ def test_the_queue_read_by_the_database_agrees_with_list_queue(tmp_path: Path) -
     for item in items[:12]:
         label_item(project, item.id, "virginica", "ana", None)
     assert expire_items(project, ("logreg", 1)) > 0  # the tree's open items expire
-    log = PredictionLog(path.parent / ".flywheel" / LOG_NAME)
+    log = PredictionLog(log_location(project))
     log.submit(PredictionRecord("q0", time.time(), "logreg", 1, {"x": 1.0}, "setosa", None, 1.0))
     log.add_feedback("q0", "setosa", "ops")
     log.add_feedback("q0", "virginica", "bob")  # two labels that disagree: a conflict to surface

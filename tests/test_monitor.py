@@ -348,8 +348,9 @@ def _write_log(project: Any, rows: list[dict[str, Any]], predictions: list[Any],
     import uuid
 
     from flywheel.prediction_log import PredictionRecord, connect
+    from flywheel.registry import log_location
 
-    conn = connect(project.store_dir / LOG_NAME)
+    conn = connect(log_location(project))  # the store's database when it is PostgreSQL
     now = time.time()
     ids = [uuid.uuid4().hex for _ in rows]
     try:
@@ -412,12 +413,14 @@ def test_categories_and_text_drift_and_a_new_category_is_the_drifted_region(tmp_
 
 
 def test_a_regression_champion_is_watched_by_its_error_and_not_estimated_without_labels(
-    tmp_path: Path,
+    tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """On both back-ends: a PostgreSQL store keeps the log (read incrementally by its ``seq``) too."""
     from sklearn.datasets import load_diabetes
 
     from flywheel.monitoring import monitor
 
+    monkeypatch.setenv("FLYWHEEL_STORE", store_url)
     project = _served_project(
         tmp_path,
         """\
@@ -435,8 +438,14 @@ def test_a_regression_champion_is_watched_by_its_error_and_not_estimated_without
         {names[k]: float(v) for k, v in r.items()} for r in data.data.iloc[:300].to_dict(orient="records")
     ]
     truth = data.target.iloc[:300].to_numpy()
-    _write_log(project, rows, (truth + 80).tolist(), truth.tolist())  # every answer 80 too high
-    window = monitor(project)["windows"][-1]
+    _write_log(project, rows[:100], (truth[:100] + 80).tolist(), truth[:100].tolist())
+    assert monitor(project)["log"]["rows_read"] == 100
+    _write_log(
+        project, rows[100:], (truth[100:] + 80).tolist(), truth[100:].tolist()
+    )  # every answer 80 too high
+    result = monitor(project)
+    assert result["log"]["rows_read"] == 200 and result["log"]["rows_counted"] == 300  # the new rows, once
+    window = result["windows"][-1]
     live = window["live_quality"]
     assert live["status"] == "act" and abs(live["value"] - 80) < 1e-9 and live["drop_low"] > 0
     assert "short of the objective's target 60 with 95 % confidence" in live["evidence"]

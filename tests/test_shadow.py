@@ -31,17 +31,20 @@ from flywheel.prediction_log import (
     read_shadow,
 )
 from flywheel.project import load_project
-from flywheel.registry import open_store
+from flywheel.registry import log_location, project_store
 from flywheel.serving import parse_pilot, piloted
 from helpers import FLYWHEEL, IRIS_TWO_MODELS
 from helpers import write_project as _write_project
 from test_serve import Server, _children
 
 
-@pytest.fixture(scope="module")
-def iris(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Iris with logreg as champion and tree as challenger."""
-    path = _write_project(tmp_path_factory.mktemp("shadow"), IRIS_TWO_MODELS.format(name="shadow-test"))
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def iris(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Iris with logreg as champion and tree as challenger; its store (and so its log) a SQLite file
+    or a PostgreSQL database."""
+    store = "" if request.param == "sqlite" else f"store: {request.getfixturevalue('postgres').database()}\n"
+    text = IRIS_TWO_MODELS.format(name="shadow-test") + store
+    path = _write_project(tmp_path_factory.mktemp("shadow"), text)
     run(path, report=False)
     promote("logreg", path, force=True)
     _point("challenger", "tree", path)
@@ -50,7 +53,7 @@ def iris(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _point(alias: str, model: str, path: Path) -> None:
     project = load_project(path)
-    store = open_store(project.store_dir)
+    store = project_store(project)
     try:
         entry = store.latest_model(project.project, model)
         assert entry is not None
@@ -59,8 +62,8 @@ def _point(alias: str, model: str, path: Path) -> None:
         store.close()
 
 
-def _log(path: Path) -> Path:
-    return path.parent / ".flywheel" / LOG_NAME
+def _log(path: Path) -> Any:
+    return log_location(load_project(path))
 
 
 @functools.cache

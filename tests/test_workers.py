@@ -1,31 +1,41 @@
-"""``flywheel serve --workers N``: several processes on one port, one shared log writer; nothing
-acknowledged is lost when a worker, then every process of the service, is killed with SIGKILL."""
+"""``flywheel serve --workers N``: several processes on one port, one shared log writer (on a
+PostgreSQL store: a writer per worker, each group-committing into the database); nothing
+acknowledged is lost or written twice when a worker, then every process of the service, is killed
+with SIGKILL, on either back-end."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from flywheel.pipeline import promote, run
-from flywheel.prediction_log import LOG_NAME, read_feedback
+from flywheel.prediction_log import PostgresLog, connect, read_feedback, writer_script
+from flywheel.project import load_project
+from flywheel.registry import log_location
 from helpers import write_project
 from test_serve import WINE, Server, _rows
 
 
-@pytest.fixture(scope="module")
-def wine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = write_project(tmp_path_factory.mktemp("workers"), WINE)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def wine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The served wine project, its store (and log) a SQLite file or a PostgreSQL database."""
+    store = "" if request.param == "sqlite" else f"store: {request.getfixturevalue('postgres').database()}\n"
+    path = write_project(tmp_path_factory.mktemp("workers"), WINE + store)
     run(path, report=False)
     promote("logreg", path, force=True)
     return path
+
+
+def _log_of(project: Path) -> Any:
+    return log_location(load_project(project))
 
 
 def _worker_pids(url: str, expected: int = 2) -> set[int]:
@@ -41,36 +51,46 @@ def _worker_pids(url: str, expected: int = 2) -> set[int]:
     return seen
 
 
-def _logged(log: Path, ids: list[str]) -> tuple[int, int]:
+def _logged(log: Any, ids: list[str]) -> tuple[int, int]:
     """(rows, distinct ids) among ``ids`` in the log."""
-    with sqlite3.connect(log) as conn:
+    conn = connect(log)
+    try:
         conn.execute("CREATE TEMP TABLE wanted(id TEXT PRIMARY KEY)")
         conn.executemany("INSERT OR IGNORE INTO wanted VALUES (?)", [(i,) for i in ids])
-        return conn.execute(
+        rows, distinct = conn.execute(
             "SELECT COUNT(*), COUNT(DISTINCT p.id) FROM predictions p JOIN wanted w ON w.id = p.id"
         ).fetchone()
+        return int(rows), int(distinct)
+    finally:
+        conn.close()
 
 
-def _writers(log: Path) -> list[int]:
-    """Processes still running a shared writer on this log."""
+def _writers(log: Any) -> list[int]:
+    """Processes still running a writer on this log: the shared one of a SQLite log, each worker's
+    own of a PostgreSQL log (found by the database it was given)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             args = (entry / "cmdline").read_bytes().split(b"\0")
+            env = (entry / "environ").read_bytes().split(b"\0") if isinstance(log, PostgresLog) else []
         except OSError:
             continue
-        if b"--listen" in args and str(log).encode() in args:
+        if isinstance(log, PostgresLog):
+            if writer_script().encode() in args and f"FLYWHEEL_LOG_SHOWN={log.shown}".encode() in env:
+                found.append(int(entry.name))
+        elif b"--listen" in args and str(log).encode() in args:
             found.append(int(entry.name))
     return found
 
 
 def test_two_workers_answer_on_one_port_and_log_each_prediction_once(wine: Path) -> None:
     s = Server(wine, "--workers", "2")
-    log = wine.parent / ".flywheel" / LOG_NAME
+    log = _log_of(wine)
     try:
-        assert "2 workers, one log writer" in s.first_line
+        writers = "each its own log writer" if isinstance(log, PostgresLog) else "one log writer"
+        assert f"2 workers, {writers}" in s.first_line
         assert len(_worker_pids(s.url)) == 2
         ids: list[str] = []
         lock = threading.Lock()
@@ -99,7 +119,7 @@ def test_two_workers_answer_on_one_port_and_log_each_prediction_once(wine: Path)
     finally:
         s.stop()
     assert s.proc.returncode == 0
-    assert _writers(log) == []  # the shared writer stopped with the service
+    assert _writers(log) == []  # the writers stopped with the service
 
 
 @pytest.mark.parametrize("ack", ["durable", "fast"])
@@ -107,7 +127,7 @@ def test_sigkill_of_a_worker_then_of_everything_loses_no_acknowledged_prediction
     wine: Path, ack: str
 ) -> None:
     s = Server(wine, "--workers", "2", "--ack", ack)
-    log = wine.parent / ".flywheel" / LOG_NAME
+    log = _log_of(wine)
     acked: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -154,7 +174,7 @@ def test_sigkill_of_a_worker_then_of_everything_loses_no_acknowledged_prediction
                 t.join(10)
         if s.proc.poll() is None:
             s.kill()
-    # The writer outlives them all to write what it was sent (fast mode acknowledges on handing over).
+    # The writers outlive them all to write what they were sent (fast mode acknowledges on handing over).
     deadline = time.monotonic() + 30
     while _writers(log) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -60,7 +61,18 @@ def user_errors() -> Iterator[None]:
         err.print(f"error: {exc.filename}: {exc.strerror or exc}", markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except Exception as exc:
+        if _log_unreachable(exc):  # the prediction log's PostgreSQL database (named, password masked)
+            err.print(f"error: {exc}", markup=False, soft_wrap=True)
+            raise typer.Exit(2) from None
         _internal(exc)
+
+
+def _log_unreachable(exc: Exception) -> bool:
+    """Whether ``exc`` is the prediction log's "database cannot be reached" (a user's to fix). The log
+    imports nothing of flywheel, so its error is no FlywheelError; and it is looked up only once
+    raised, so that importing this module does not import the log."""
+    location = sys.modules.get("flywheel.prediction_log._location")
+    return location is not None and isinstance(exc, location.LogUnreachable)
 
 
 def _internal(exc: BaseException) -> NoReturn:

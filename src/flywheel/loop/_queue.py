@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from flywheel.errors import DataError
-from flywheel.prediction_log import LOG_NAME, connect, read_labels
+from flywheel.prediction_log import LogLocation, connect, is_postgres, read_labels
 from flywheel.project import Project
 
 __all__ = [
@@ -84,13 +84,18 @@ class QueueItem:
         return dict(self.__dict__)
 
 
-def _log_path(project: Project) -> Path:
-    return project.store_dir / LOG_NAME
+def _log_path(project: Project) -> LogLocation:
+    """The project's prediction log (a file, or its PostgreSQL store's database)."""
+    from flywheel.registry import log_location
+
+    return log_location(project)
 
 
 def _queue_conn(project: Project) -> Any:
     conn = connect(_log_path(project))
     conn.executescript(_QUEUE_SCHEMA)
+    if is_postgres(conn):  # its queue was made with every column
+        return conn
     columns = {r[1] for r in conn.execute("PRAGMA table_info(review_queue)")}
     if "conflict" not in columns:  # a queue made before conflicts were surfaced
         conn.execute("ALTER TABLE review_queue ADD COLUMN conflict TEXT")
@@ -206,8 +211,10 @@ def _conflict_change(
         if stored is not None and json.loads(stored) == labels:
             return None
         kept = [r for r in json.loads(reasons) if not r.startswith("conflict")]
+        # SQLite's MAX of two values is PostgreSQL's GREATEST
+        higher = "GREATEST" if is_postgres(conn) else "MAX"
         return (
-            "UPDATE review_queue SET reasons=?, conflict=?, score=MAX(score, ?) WHERE id=?",
+            f"UPDATE review_queue SET reasons=?, conflict=?, score={higher}(score, ?) WHERE id=?",
             (json.dumps([reason, *kept]), json.dumps(labels), _CONFLICT_SCORE, item_id),
         )
     pid = entry["prediction_id"]
@@ -260,10 +267,14 @@ class ReviewQueue:
 
     def first_open(self, skip: Iterable[str] = ()) -> QueueItem | None:
         """The open item with the highest priority (``list_queue``'s order) whose id is not in ``skip``."""
+        skipped: Any = [str(s) for s in skip]
+        among = "id <> ALL(?)"  # PostgreSQL takes the list as an array
+        if not is_postgres(self._conn):
+            among, skipped = "id NOT IN (SELECT value FROM json_each(?))", json.dumps(skipped)
         row = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM review_queue WHERE status='open' "
-            "AND id NOT IN (SELECT value FROM json_each(?)) ORDER BY score DESC, id LIMIT 1",
-            (json.dumps([str(s) for s in skip]),),
+            f"SELECT {_COLUMNS} FROM review_queue WHERE status='open' AND {among} "
+            "ORDER BY score DESC, id LIMIT 1",
+            (skipped,),
         ).fetchone()
         return None if row is None else _item(row)
 
@@ -274,10 +285,11 @@ class ReviewQueue:
 
     def open_among(self, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` are open items."""
-        rows = self._conn.execute(  # `+status`: found by id (few), not among every open item
-            "SELECT id FROM review_queue WHERE +status='open' AND id IN (SELECT value FROM json_each(?))",
-            (json.dumps([str(i) for i in ids]),),
-        )
+        wanted: Any = [str(i) for i in ids]
+        among = "status='open' AND id = ANY(?)"  # PostgreSQL takes the list as an array
+        if not is_postgres(self._conn):  # `+status`: found by id (few), not among every open item
+            among, wanted = "+status='open' AND id IN (SELECT value FROM json_each(?))", json.dumps(wanted)
+        rows = self._conn.execute(f"SELECT id FROM review_queue WHERE {among}", (wanted,))
         return {str(r[0]) for r in rows}
 
 

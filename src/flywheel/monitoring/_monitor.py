@@ -24,6 +24,7 @@ import time
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -172,9 +173,12 @@ def _keep(state: Any, folder: Any, today: date) -> None:
 
 def _log_of(project: Project) -> Any:
     """The project's prediction log, refused in one line when there is none or it cannot be read."""
-    from flywheel.prediction_log import LOG_NAME
+    from flywheel.prediction_log import PostgresLog
+    from flywheel.registry import log_location
 
-    log = project.store_dir / LOG_NAME
+    log = log_location(project)
+    if isinstance(log, PostgresLog):  # its tables are made when missing: an empty log reads as empty
+        return log
     if not log.is_file():
         raise DataError(
             f"flywheel monitor: {project.project} has no prediction log ({log}); "
@@ -188,6 +192,8 @@ def readable(log: Any) -> None:
     """Refuse, in one line, a log file that is not a prediction log (another file, a damaged one)."""
     import sqlite3
 
+    if not isinstance(log, Path):  # PostgreSQL: the tables are the log's, made by it
+        return
     try:
         conn = sqlite3.connect(f"file:{log}?mode=ro", uri=True, timeout=30)
         try:

@@ -29,11 +29,11 @@ def promote_on_traffic(project: Project, name: str) -> tuple[Any, dict[str, Any]
     from flywheel.evaluation import read_artifact
     from flywheel.monitoring._monitor import readable, setting
     from flywheel.monitoring._traffic import _labelled, _pair
-    from flywheel.prediction_log import LOG_NAME
-    from flywheel.registry import GateResult, project_store
+    from flywheel.prediction_log import log_exists
+    from flywheel.registry import GateResult, log_location, project_store
 
-    log = project.store_dir / LOG_NAME
-    if not log.is_file():
+    log = log_location(project)
+    if not log_exists(log):
         raise FlywheelError(
             f"flywheel promote --on traffic: {project.project} has no prediction log; "
             f"serve with `flywheel serve --shadow {name}` and send feedback first"

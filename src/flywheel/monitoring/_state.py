@@ -27,6 +27,7 @@ import numpy as np
 
 from flywheel.errors import DataError
 from flywheel.monitoring._reference import Reference, bin_codes
+from flywheel.prediction_log import LogLocation, PostgresLog, connect
 
 __all__ = [
     "CHUNK",
@@ -212,9 +213,16 @@ def _day_of(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).date().isoformat()
 
 
-def update_state(state: State, log: Path, ref: Reference) -> State:
-    """Count the log rows written since ``state`` was saved into it (all of them the first time)."""
-    conn = sqlite3.connect(f"file:{log}?mode=ro", uri=True, timeout=30)
+def update_state(state: State, log: LogLocation, ref: Reference) -> State:
+    """Count the log rows written since ``state`` was saved into it (all of them the first time).
+
+    ``rowid`` is the log's own numbering of its rows: SQLite's rowid, PostgreSQL's ``seq`` (which
+    follows commit order, so rows read after it never include one that commits later below it)."""
+    conn: Any = (
+        connect(log)
+        if isinstance(log, PostgresLog)
+        else sqlite3.connect(f"file:{log}?mode=ro", uri=True, timeout=30)
+    )
     try:
         state = _still_valid(conn, state)
         while True:
@@ -260,7 +268,7 @@ def _columns(rows: list[dict[str, Any]], features: list[str], numeric: bool) -> 
     return {f: [r.get(f) for r in rows] for f in features}
 
 
-def _still_valid(conn: sqlite3.Connection, state: State) -> State:
+def _still_valid(conn: Any, state: State) -> State:
     """``state`` when the log still numbers its rows as when it was read; else the totals of the days
     the log no longer holds (retention deleted their rows, their counts still stand), to count the
     rest again. A log emptied and refilled, replaced, or renumbered (VACUUM) is noticed here."""

@@ -1,11 +1,20 @@
 """The prediction log: one writer process group-commits predictions, the answers of shadow models,
-feedback and outcomes to SQLite; the service sends it records through a pipe, and mining,
-retraining, monitoring and reports read the file.
+feedback and outcomes to SQLite (or to the project's PostgreSQL database); the service sends it
+records through a pipe, and mining, retraining, monitoring and reports read the log.
 
 It sits below serving and the loop (both use it) and imports nothing of flywheel: the writer runs
 as a script of its own, started in a fraction of a second when the service needs a new one.
 """
 
+from flywheel.prediction_log._location import (
+    LogLocation,
+    LogUnreachable,
+    PgConnection,
+    PostgresLog,
+    is_postgres,
+    log_exists,
+    writer_target,
+)
 from flywheel.prediction_log._log import PredictionLog
 from flywheel.prediction_log._pipes import PipeOut
 from flywheel.prediction_log._read import (
@@ -36,14 +45,20 @@ __all__ = [
     "FRAME",
     "LOG_NAME",
     "LogFull",
+    "LogLocation",
+    "LogUnreachable",
     "LogWriteError",
+    "PgConnection",
     "PipeOut",
+    "PostgresLog",
     "PredictionLog",
     "PredictionRecord",
     "SCHEMA",
     "ShadowRecord",
     "connect",
     "in_conflict",
+    "is_postgres",
+    "log_exists",
     "main",
     "pack_frame",
     "read_feedback",
@@ -56,4 +71,5 @@ __all__ = [
     "take_frames",
     "write_all",
     "writer_script",
+    "writer_target",
 ]

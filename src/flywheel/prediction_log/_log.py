@@ -25,7 +25,10 @@ without one, a small thread runs them.
 
 Written on :mod:`sqlite3` directly rather than through SQLAlchemy: the writer's hot path is
 one ``executemany`` per batch, and the ORM would triple its cost. The file is its own
-database (``.flywheel/predictions.db``) so serving never contends with the run store.
+database (``.flywheel/predictions.db``) so serving never contends with the run store. A project
+whose store is PostgreSQL keeps the log's tables in that database instead
+(:mod:`flywheel.prediction_log._location`): the same writer, the same group commit and
+acknowledgement after the commit, through psycopg.
 
 This module is the service's client of the writer; the records and errors it takes and raises
 are in :mod:`flywheel.prediction_log._records`, the readers of the file in
@@ -48,6 +51,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import flywheel.prediction_log._writer as _writer
+from flywheel.prediction_log._location import LogLocation, writer_target
 from flywheel.prediction_log._pipes import PipeOut
 from flywheel.prediction_log._read import _FEEDBACK, _as_dict, _feedback_dict
 from flywheel.prediction_log._records import (
@@ -73,7 +77,8 @@ _MAX_BUFFERED = 64 << 20  # bytes waiting for the writer's pipe before submissio
 class _WriterProcess:
     """The writer's process and the two pipes to it."""
 
-    def __init__(self, path: Path, batch: int, rows: int | None, days: float | None) -> None:
+    def __init__(self, path: LogLocation, batch: int, rows: int | None, days: float | None) -> None:
+        target, env = writer_target(path)
         to_child, self.send_fd = os.pipe()
         self.ack_fd, from_child = os.pipe()
         for fd in (self.send_fd, self.ack_fd):
@@ -89,13 +94,14 @@ class _WriterProcess:
                     _writer.__file__,
                     str(to_child),
                     str(from_child),
-                    str(path),
+                    target,
                     str(batch),
                     "-" if rows is None else str(rows),
                     "-" if days is None else str(days),
                 ],
                 pass_fds=(to_child, from_child),
                 stdin=subprocess.DEVNULL,
+                env=env,
             )
         finally:
             os.close(to_child)
@@ -157,7 +163,7 @@ class PredictionLog:
 
     def __init__(
         self,
-        path: Path,
+        path: LogLocation,
         *,
         mode: Literal["durable", "fast"] = "durable",
         queue_size: int = 10_000,

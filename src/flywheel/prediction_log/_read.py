@@ -1,5 +1,5 @@
-"""Reading the prediction log's file: logged predictions, feedback labels, shadow answers and
-outcomes, as plain dicts.
+"""Reading the prediction log (its SQLite file or its PostgreSQL tables): logged predictions,
+feedback labels, shadow answers and outcomes, as plain dicts.
 
 Mining, retraining and reports read the file directly (no writer, no service): each call opens
 its own connection and closes it, and a log that does not exist yet reads as empty. A log written
@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
+from flywheel.prediction_log._location import LogLocation, log_exists
 from flywheel.prediction_log._writer import connect
 
 __all__ = [
@@ -43,10 +42,10 @@ def _as_dict(row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def read_predictions(
-    path: Path, *, since: float | None = None, ids: Iterable[str] | None = None
+    path: LogLocation, *, since: float | None = None, ids: Iterable[str] | None = None
 ) -> list[dict[str, Any]]:
     """Logged predictions, oldest first (all, those after ``since``, or those with ``ids``)."""
-    if not path.exists():
+    if not log_exists(path):
         return []
     conn = connect(path)
     try:
@@ -74,10 +73,10 @@ def _feedback_dict(row: tuple[Any, ...]) -> dict[str, Any]:
     return {"prediction_id": row[0], "label": row[1], "source": row[2], "at": row[3], "origin": row[4]}
 
 
-def read_feedback(path: Path) -> list[dict[str, Any]]:
+def read_feedback(path: LogLocation) -> list[dict[str, Any]]:
     """Every feedback label ever given, oldest first: the history (a prediction labelled twice is
     here twice). :func:`read_labels` says which label each prediction has now."""
-    if not path.exists():
+    if not log_exists(path):
         return []
     conn = connect(path)
     try:
@@ -116,7 +115,7 @@ def _same(label: Any) -> Any:
     return ("number", value) if math.isfinite(value) else ("text", str(label))
 
 
-def read_labels(path: Path, *, conflicts_only: bool = False) -> list[dict[str, Any]]:
+def read_labels(path: LogLocation, *, conflicts_only: bool = False) -> list[dict[str, Any]]:
     """The label each labelled prediction has now: its latest feedback (the latest wins).
 
     Feedback is never overwritten — every label stays in the log with its time — so this is the
@@ -126,7 +125,7 @@ def read_labels(path: Path, *, conflicts_only: bool = False) -> list[dict[str, A
     ``conflicts_only`` keeps the predictions whose labels disagree (found by the database, so
     cheap on a long log).
     """
-    if not path.exists():
+    if not log_exists(path):
         return []
     query = _FEEDBACK + " ORDER BY id"
     if conflicts_only:
@@ -154,9 +153,7 @@ def read_labels(path: Path, *, conflicts_only: bool = False) -> list[dict[str, A
     return labels
 
 
-def _by_prediction(
-    conn: sqlite3.Connection, query: str, ids: Iterable[str] | None, order: str
-) -> list[tuple[Any, ...]]:
+def _by_prediction(conn: Any, query: str, ids: Iterable[str] | None, order: str) -> list[tuple[Any, ...]]:
     """Rows of ``query`` (its first column is the row's order), all or those of these prediction ids,
     in that order."""
     if ids is None:
@@ -171,13 +168,13 @@ def _by_prediction(
     return rows
 
 
-def read_shadow(path: Path, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+def read_shadow(path: LogLocation, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """The answers of models that ran on logged requests but were not returned, in the order written.
 
     Parameters
     ----------
     path
-        The log's file.
+        The log's file (or PostgreSQL database).
     ids
         Prediction ids: only the shadow answers to these predictions (all when None).
 
@@ -189,7 +186,7 @@ def read_shadow(path: Path, ids: Iterable[str] | None = None) -> list[dict[str, 
         regression) and ``latency_ms`` (the shadow model's own time). A prediction has one shadow
         answer per model and version that ran beside it (none when it had no shadow).
     """
-    if not path.exists():
+    if not log_exists(path):
         return []
     query = "SELECT rowid, prediction_id, model, version, prediction, probabilities, latency_ms FROM shadow"
     conn = connect(path)
@@ -210,7 +207,7 @@ def read_shadow(path: Path, ids: Iterable[str] | None = None) -> list[dict[str, 
     ]
 
 
-def read_outcomes(path: Path, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+def read_outcomes(path: LogLocation, ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """Outcomes (downstream events such as a click or a refund, each tied to a logged prediction),
     oldest first: all of them, or those of the prediction ids in ``ids``.
 
@@ -218,7 +215,7 @@ def read_outcomes(path: Path, ids: Iterable[str] | None = None) -> list[dict[str
     1.0/0.0) and ``at`` (when it was recorded, Unix seconds). A prediction may have many outcomes,
     of one name or several; every one stays in the log.
     """
-    if not path.exists():
+    if not log_exists(path):
         return []
     conn = connect(path)
     try:

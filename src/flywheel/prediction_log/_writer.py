@@ -9,8 +9,8 @@ the request path, so a commit costs what the disk costs.
 This file is run as a script (``python -I _writer.py IN_FD ACK_FD PATH BATCH ROWS DAYS``, or, as
 the one writer several service workers share, ``python -I _writer.py --listen SOCKET CONTROL_FD
 PATH BATCH ROWS DAYS``: each worker connects to the Unix socket and speaks the same protocol on
-it) and imports the standard library only: the service's process holds pandas and the model, the writer
-needs none of them.
+it) and imports the standard library only (psycopg too for a PostgreSQL log, where each worker
+runs a writer of its own): the service's process holds pandas and the model, the writer needs none.
 
 The protocol, on two pipes:
 
@@ -112,8 +112,14 @@ _INSERTS = {
 }
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection to the log in WAL mode with ``synchronous=FULL``, creating the tables when needed."""
+def connect(path: Any) -> Any:
+    """A connection to the log, creating the tables when needed: a SQLite file's in WAL mode with
+    ``synchronous=FULL`` (:class:`sqlite3.Connection`), or a PostgreSQL database's
+    (:class:`~flywheel.prediction_log._location.PgConnection`, which takes the same SQL text)."""
+    if not isinstance(path, Path):  # a PostgresLog: only then is psycopg (and the package) imported
+        from flywheel.prediction_log._location import pg_connect
+
+        return pg_connect(path, SCHEMA)
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -124,15 +130,19 @@ def connect(path: Path) -> sqlite3.Connection:
 
 
 class _Writer:
-    def __init__(self, path: Path, batch: int, retention_rows: int | None, retention_days: float | None):
-        self.path = path
+    def __init__(self, path: Any, batch: int, retention_rows: int | None, retention_days: float | None):
+        self.path = path  # a Path, or a PostgresLog
         self.batch = batch
         self.retention_rows = retention_rows
         self.retention_days = retention_days
         self.conn = connect(path)
-        # A checkpoint (copying the WAL into the database, with an fsync of the database file) would
-        # stall the commit that triggers it; a thread of its own runs them instead.
-        self.conn.execute("PRAGMA wal_autocheckpoint=0")
+        self.errors: Any = sqlite3.Error
+        if isinstance(path, Path):
+            # A checkpoint (copying the WAL into the database, with an fsync of the database file) would
+            # stall the commit that triggers it; a thread of its own runs them instead.
+            self.conn.execute("PRAGMA wal_autocheckpoint=0")
+        else:  # PostgreSQL: synchronous_commit is on (pg_connect), so a commit (and its ack) is durable
+            self.errors = sys.modules["psycopg"].Error
         self.frames = self.logged = self.feedback = self.commits = self.dropped = 0
         self.since_retention = 0
 
@@ -153,11 +163,12 @@ class _Writer:
                 self.conn.execute("COMMIT")
                 error = ""
                 break
-            except sqlite3.Error as exc:  # a busy database or a full disk: retry, then report
+            except self.errors as exc:  # a busy database or a full disk: retry, then report
                 error = f"{type(exc).__name__}: {exc}"
-                with contextlib.suppress(sqlite3.Error):
+                with contextlib.suppress(self.errors):
                     self.conn.execute("ROLLBACK")
                 time.sleep(0.05 * (attempt + 1))
+                self._reconnect()
         self.frames += len(frames)
         if error:
             self.dropped += sum(len(r) for r in rows.values())
@@ -169,6 +180,12 @@ class _Writer:
             if self.since_retention >= 5_000:
                 self.apply_retention()
         return error
+
+    def _reconnect(self) -> None:
+        """Open a PostgreSQL connection again once it broke (a restarted server, a dropped network)."""
+        if getattr(getattr(self.conn, "raw", None), "closed", False):
+            with contextlib.suppress(Exception):  # still unreachable: the next attempt reports it
+                self.conn = connect(self.path)
 
     def apply_retention(self) -> None:
         """Delete the predictions past retention, and their shadow answers with them (one transaction).
@@ -195,8 +212,8 @@ class _Writer:
                 )
                 self.conn.execute(f"DELETE FROM predictions WHERE {where}", (value,))
             self.conn.execute("COMMIT")
-        except sqlite3.Error:
-            with contextlib.suppress(sqlite3.Error):
+        except self.errors:
+            with contextlib.suppress(self.errors):
                 self.conn.execute("ROLLBACK")
             # retention is retried after the next batches
 
@@ -387,8 +404,6 @@ def serve_shared(listener: Any, control_fd: int, writer: _Writer) -> None:
     acknowledges each its own frames. A worker that goes away has what it sent written all the
     same. The end of ``control_fd`` (the supervisor stopped, or was killed) closes the listener;
     the writer exits once every worker has gone."""
-    import select as _select
-
     listener.setblocking(False)
     clients: list[_Client] = []
     accepting = True
@@ -410,7 +425,7 @@ def serve_shared(listener: Any, control_fd: int, writer: _Writer) -> None:
         if not accepting and not clients:
             return
         watched = [c.sock for c in clients if not c.eof] + ([listener, control_fd] if accepting else [])
-        ready, _, _ = _select.select(watched, [], [])
+        ready, _, _ = select.select(watched, [], [])
         if listener in ready:
             with contextlib.suppress(BlockingIOError):
                 clients.append(_Client(listener.accept()[0]))
@@ -437,21 +452,32 @@ def _serve_listening(args: list[str]) -> int:
 
 
 def _writer_from(args: list[str]) -> _Writer:
-    """``PATH BATCH ROWS DAYS`` (``-`` for no retention limit) as a writer."""
-    return _Writer(Path(args[0]), int(args[1]), _maybe(args[2], int), _maybe(args[3], float))
+    """``PATH BATCH ROWS DAYS`` (``-`` for no retention limit) as a writer. PATH ``-`` means the
+    PostgreSQL database in ``$FLYWHEEL_LOG_URL`` (in the environment, not on a command line that
+    any user may list), printed as ``$FLYWHEEL_LOG_SHOWN``."""
+    path: Any = Path(args[0])
+    if args[0] == "-":
+        from flywheel.prediction_log._location import PostgresLog
+
+        path = PostgresLog(
+            os.environ.pop("FLYWHEEL_LOG_URL"), os.environ.get("FLYWHEEL_LOG_SHOWN", "PostgreSQL")
+        )
+    return _Writer(path, int(args[1]), _maybe(args[2], int), _maybe(args[3], float))
 
 
 def _run(writer: _Writer, serving: Callable[[], None]) -> None:
-    """Serve until the input ends, with checkpoints on a thread of their own; retention last."""
+    """Serve until the input ends, with checkpoints on a thread of their own (SQLite); retention last."""
     stop = threading.Event()
     checkpointer = threading.Thread(target=_checkpoints, args=(writer.path, stop), daemon=True)
-    checkpointer.start()
+    if isinstance(writer.path, Path):
+        checkpointer.start()
     try:
         serving()
         writer.apply_retention()
     finally:
         stop.set()
-        checkpointer.join(30)
+        if checkpointer.is_alive():
+            checkpointer.join(30)
         writer.conn.close()
 
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flywheel.prediction_log import LOG_NAME, connect
+from flywheel.prediction_log import connect, is_postgres, log_exists
 from flywheel.project import Project
 
 __all__ = [
@@ -20,25 +20,41 @@ __all__ = [
 ]
 
 
+# Labels gained: each labelled prediction once, on the day (and by the origin) of its first label;
+# a second label for it is history, not a new label. (SQLite takes the origin of the MIN(at) row.)
+_LABEL_DAYS = (
+    "SELECT date(first_at, 'unixepoch') AS day, origin, COUNT(*) FROM "
+    "(SELECT prediction_id, MIN(at) AS first_at, origin FROM feedback GROUP BY prediction_id) "
+    "GROUP BY day, origin ORDER BY day"
+)
+_LABEL_DAYS_PG = (
+    "SELECT to_char(to_timestamp(first_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, origin, COUNT(*) "
+    "FROM (SELECT DISTINCT ON (prediction_id) prediction_id, at AS first_at, origin FROM feedback "
+    "ORDER BY prediction_id, at, id) AS firsts GROUP BY day, origin ORDER BY day"
+)
+
+
 def flywheel_summary(project: Project) -> dict[str, Any] | None:
     """Labels gained over time (by day and origin), the queue, and the metric across retrains.
 
     ``None`` when the project has never served a prediction.
     """
-    log = project.store_dir / LOG_NAME
-    if not log.exists():
+    from flywheel.registry._store import log_location
+
+    log = log_location(project)
+    if not log_exists(log):
         return None
     conn = connect(log)
     try:
         predictions = int(conn.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
-        # Labels gained: each labelled prediction once, on the day (and by the origin) of its first
-        # label; a second label for it is history, not a new label.
-        days = conn.execute(
-            "SELECT date(first_at, 'unixepoch') AS day, origin, COUNT(*) FROM "
-            "(SELECT prediction_id, MIN(at) AS first_at, origin FROM feedback GROUP BY prediction_id) "
-            "GROUP BY day, origin ORDER BY day"
-        ).fetchall()
-        has_queue = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'review_queue'").fetchone()
+        if predictions == 0 and is_postgres(conn):  # the tables are there from the start
+            return None
+        days = conn.execute(_LABEL_DAYS_PG if is_postgres(conn) else _LABEL_DAYS).fetchall()
+        has_queue = conn.execute(
+            "SELECT to_regclass('review_queue') IS NOT NULL"
+            if is_postgres(conn)
+            else "SELECT COUNT(*) FROM sqlite_master WHERE name = 'review_queue'"
+        ).fetchone()[0]
         queue = (
             dict(conn.execute("SELECT status, COUNT(*) FROM review_queue GROUP BY status").fetchall())
             if has_queue

@@ -26,6 +26,7 @@ from flywheel.registry._runs import RunQueries
 from flywheel.registry._schema import DB_NAME, prepare_schema, sqlite_pragmas
 
 if TYPE_CHECKING:
+    from flywheel.prediction_log import LogLocation
     from flywheel.project import Project
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "SUPPORTED",
     "Store",
     "has_store",
+    "log_location",
     "open_store",
     "project_store",
     "shown_url",
@@ -162,3 +164,28 @@ def project_store(project: Project, *, create: bool = True) -> Store:
         As :func:`open_store`; with ``create=False``, also when there is no store yet.
     """
     return open_store(store_location(project), create=create)
+
+
+def log_location(project: Project) -> LogLocation:
+    """Where a project's prediction log is: the tables of its store's database when the store is
+    PostgreSQL (one database for a team: the service's workers and the CLI on any machine see the
+    same log), else the file ``.flywheel/predictions.db`` beside the project file.
+
+    Raises
+    ------
+    StoreError
+        When the store's URL cannot be parsed or names another database.
+    """
+    from flywheel.prediction_log import LOG_NAME, PostgresLog
+
+    location = store_location(project)
+    if store_file(location) is not None:
+        return project.store_dir / LOG_NAME
+    engine, shown = _engine_for(str(location))
+    try:
+        if engine.dialect.name != "postgresql":  # a sqlite:/// URL: the log stays a file of its own
+            return project.store_dir / LOG_NAME
+        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return PostgresLog(url, shown)
+    finally:
+        engine.dispose()

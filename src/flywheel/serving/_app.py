@@ -31,7 +31,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from flywheel.errors import FlywheelError
-from flywheel.prediction_log import LOG_NAME, PredictionLog
+from flywheel.prediction_log import PredictionLog
 from flywheel.project import Project
 from flywheel.serving._auth import load_token
 from flywheel.serving._batcher import _Batcher
@@ -59,13 +59,15 @@ def create_app(
     """
     from contextlib import asynccontextmanager
 
+    from flywheel.registry import log_location
+
     opts = options or ServeOptions()
     if second is None:
         second = load_second(project, opts, served)
     if opts.token is None and opts.token_file is not None:
         opts = dataclasses.replace(opts, token=load_token(opts.token_file)[0])
     metrics = _Metrics()  # this app's counters: two apps in one process count apart
-    log_path = opts.log_path or project.store_dir / LOG_NAME
+    log_path = opts.log_path or log_location(project)
     holder: dict[str, PredictionLog] = {}
 
     def together() -> contextlib.AbstractContextManager[Any]:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from flywheel.prediction_log import LogLocation
+
 __all__ = [
     "ServeOptions",
 ]
@@ -29,7 +31,7 @@ class ServeOptions:
     retention_days: float | None = None
     reload_s: float = 1.0
     allow_new_classes: bool = False
-    log_path: Path | None = None
+    log_path: LogLocation | None = None  # the project's log (see flywheel.registry.log_location) when None
     model_process: bool = True  # model calls in a worker process (False: on the event loop)
     # With a token, /feedback and /review need "Authorization: Bearer <token>"; ``token_file`` is
     # read for it (generated first when it does not exist) unless ``token`` is given.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from flywheel.errors import FlywheelError
-from flywheel.prediction_log import short_slice
+from flywheel.prediction_log import LogUnreachable, PostgresLog, connect, short_slice
 from flywheel.project import Project
 from flywheel.serving._app import _settle_heap, create_app, listen
 from flywheel.serving._auth import load_token
@@ -32,7 +32,7 @@ def serve(
 
     import uvicorn
 
-    opts = options or ServeOptions()
+    opts = _with_log(project, options or ServeOptions())
     served = load_served(project, opts.alias)
     second = load_second(project, opts, served)
     guarded = ""
@@ -44,9 +44,10 @@ def serve(
     if opts.workers > 1:
         from flywheel.serving._workers import serve_workers
 
+        writers = "each its own log writer" if isinstance(opts.log_path, PostgresLog) else "one log writer"
         banner = (
             f"flywheel serve: {served.alias} = {served.name} v{served.version} on http://{host}:{{port}} "
-            f"({opts.workers} workers, one log writer; ack: {opts.ack}{_second_note(opts, second)}{guarded})"
+            f"({opts.workers} workers, {writers}; ack: {opts.ack}{_second_note(opts, second)}{guarded})"
         )
         del served, second  # each worker loads its own
         if serve_workers(project, host=host, port=port, options=opts, banner=banner):
@@ -66,6 +67,20 @@ def serve(
     # log's writer, started from here, inherit this (see short_slice).
     short_slice()
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _with_log(project: Project, opts: ServeOptions) -> ServeOptions:
+    """The options with the log's location settled: a PostgreSQL log is connected to (and its
+    tables made) now, so a database that cannot be reached is one line before anything listens."""
+    from flywheel.registry import log_location
+
+    log = opts.log_path or log_location(project)
+    if isinstance(log, PostgresLog):
+        try:
+            connect(log).close()
+        except LogUnreachable as exc:
+            raise FlywheelError(f"flywheel serve: {exc}") from None
+    return dataclasses.replace(opts, log_path=log)
 
 
 def _second_note(opts: ServeOptions, second: Served | None) -> str:

@@ -129,15 +129,16 @@ class _State:
         self.loop.create_task(again())
 
     def _watch(self) -> None:
-        from flywheel.registry import project_store
+        from flywheel.registry import project_store, store_location
 
         store = project_store(self.project, create=False)
-        seen = _store_signature(self.project.store_dir)
+        where = store_location(self.project)  # a PostgreSQL store has no file to stat: it is asked
+        seen = _store_signature(where)
         try:
             while not self._stop.wait(self.options.reload_s):
                 # A query every second takes the GIL from the request path for a few milliseconds
                 # (SQLAlchemy's Python); for a file store, stat() says first whether anything changed.
-                now = _store_signature(self.project.store_dir)
+                now = _store_signature(where)
                 if now is not None and now == seen:
                     continue
                 seen = now

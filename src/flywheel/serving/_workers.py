@@ -1,4 +1,5 @@
-"""``flywheel serve --workers N``: N service processes on one socket, one prediction log writer.
+"""``flywheel serve --workers N``: N service processes on one socket, one prediction log writer
+(on PostgreSQL: a writer per worker).
 
 Why processes: one Python process answers on one core (the interpreter lock), so a busy service
 on a bigger machine needs several. They accept from the same listening socket (the kernel hands
@@ -6,7 +7,9 @@ each connection to one of them) and each runs the whole app: its own model proce
 watcher and counters. What they log goes to one writer they share — the log's writer run with
 ``--listen`` on a Unix socket (:func:`flywheel.prediction_log.serve_shared`) — because SQLite takes
 one writer at a time: N writers would queue on its lock, each commit paying a busy wait, where one
-writer group-commits everything the N workers sent in one transaction.
+writer group-commits everything the N workers sent in one transaction. A PostgreSQL log takes
+concurrent writers, so there each worker keeps the writer a single service has, group-committing
+what it alone sent; the supervisor then starts no writer.
 
 The supervisor (this process) starts the writer, then the workers (spawned: each loads the model
 itself, nothing is inherited half-initialised), restarts a worker that dies, and on Ctrl-C or
@@ -42,7 +45,7 @@ __all__ = [
 _RESTARTS = 5  # a worker that dies this many times within a minute stops the service
 
 
-def _start_writer(log_path: Path, options: Any, folder: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+def _start_writer(log_path: Any, options: Any, folder: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
     """The shared writer, listening on a socket in ``folder``; its control pipe's write end."""
     from flywheel.prediction_log import writer_script
 
@@ -160,25 +163,48 @@ class _Supervisor:
 
 
 def serve_workers(project: Project, *, host: str, port: int, options: Any, banner: str) -> int:
-    """Serve with ``options.workers`` processes and one shared log writer until interrupted;
-    the exit status (0, or 1 when workers kept dying).
+    """Serve with ``options.workers`` processes until interrupted; the exit status (0, or 1 when
+    workers kept dying). On SQLite they share one log writer; on PostgreSQL each worker's log runs
+    its own writer, group-committing into the database (which takes many writers at once).
 
     Raises
     ------
     FlywheelError
         When the address cannot be bound or the log's writer cannot start (before anything listens).
     """
-    from flywheel.prediction_log import LOG_NAME
+    from flywheel.prediction_log import PostgresLog
+    from flywheel.registry import log_location
     from flywheel.serving._app import listen
 
+    log_path = options.log_path or log_location(project)
     sock = listen(host, port, 2048)
     sock.set_inheritable(True)
+    if isinstance(log_path, PostgresLog):
+        return _supervise(_Supervisor(project, dataclasses.replace(options, log_path=log_path), sock), banner)
     folder = Path(tempfile.mkdtemp(prefix="flywheel-serve-"))
-    log_path = options.log_path or project.store_dir / LOG_NAME
-    writer, control_w, address = _start_writer(log_path, options, folder)
+    try:
+        writer, control_w, address = _start_writer(log_path, options, folder)
+    except BaseException:
+        sock.close()
+        raise
     opts = dataclasses.replace(options, writer_socket=address, log_path=log_path)
-    supervisor = _Supervisor(project, opts, sock)
-    print(banner.format(port=sock.getsockname()[1]), flush=True)
+    try:
+        return _supervise(_Supervisor(project, opts, sock), banner)
+    finally:
+        os.close(control_w)  # the writer writes what the workers sent, then exits
+        try:
+            writer.wait(60)
+        except subprocess.TimeoutExpired:
+            writer.kill()
+        with contextlib.suppress(OSError):
+            address.unlink()
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def _supervise(supervisor: _Supervisor, banner: str) -> int:
+    """Say where the service listens, run the workers until stopped, then stop them and close the socket."""
+    print(banner.format(port=supervisor.sock.getsockname()[1]), flush=True)
     previous = {s: signal.signal(s, supervisor.stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         return supervisor.run()
@@ -188,13 +214,4 @@ def serve_workers(project: Project, *, host: str, port: int, options: Any, banne
             proc.join(30)
         for s, handler in previous.items():
             signal.signal(s, handler)
-        os.close(control_w)  # the writer writes what the workers sent, then exits
-        try:
-            writer.wait(60)
-        except subprocess.TimeoutExpired:
-            writer.kill()
-        sock.close()
-        with contextlib.suppress(OSError):
-            address.unlink()
-        with contextlib.suppress(OSError):
-            folder.rmdir()
+        supervisor.sock.close()

@@ -64,11 +64,12 @@ def check_label(given: str, classes: list[str] | None) -> str:
 
 def _top_classes(project: Project, prediction_id: str | None, k: int = 3) -> list[tuple[str, float]]:
     """The champion's most likely classes for the logged prediction (empty when it logged none)."""
-    from flywheel.prediction_log import LOG_NAME, read_predictions
+    from flywheel.prediction_log import read_predictions
+    from flywheel.registry import log_location
 
     if prediction_id is None:
         return []
-    found = read_predictions(project.store_dir / LOG_NAME, ids=[prediction_id])
+    found = read_predictions(log_location(project), ids=[prediction_id])
     proba = found[0]["probabilities"] if found else None
     if not proba:
         return []
