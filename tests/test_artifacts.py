@@ -6,8 +6,18 @@ import json
 import pickle
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.datasets import load_iris
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from flywheel.baselines import OneFeatureRule
 from flywheel.data import load_dataset
@@ -66,3 +76,63 @@ def test_a_corrupt_artifact_is_one_line(tmp_path: Path) -> None:
     )
     with pytest.raises(ModelError, match=r"^champion one-feature v1 \(.*v1\.pkl\): the artifact is corrupt"):
         load_model(project, _entry(path), "champion")
+
+
+class _Contrary(LogisticRegression):
+    """A user's classifier whose labels are its least likely class."""
+
+    def predict(self, X: object) -> np.ndarray:
+        return self.classes_[np.argmin(self.predict_proba(X), axis=1)]
+
+
+class _LastOnTies(LogisticRegression):
+    """Rounded probabilities (many exact ties) and a predict that breaks ties to the last class, as
+    a threshold on a raw score can: presented as one of scikit-learn's linear models."""
+
+    __module__ = "sklearn.linear_model._rounded"
+
+    def predict_proba(self, X: object) -> np.ndarray:
+        return np.round(super().predict_proba(X), 1)
+
+    def predict(self, X: object) -> np.ndarray:
+        scores = self.predict_proba(X)[:, ::-1]
+        return self.classes_[scores.shape[1] - 1 - np.argmax(scores, axis=1)]
+
+
+_ESTIMATORS = {
+    "boosted trees": lambda: HistGradientBoostingClassifier(max_iter=20, random_state=0),
+    "forest": lambda: RandomForestClassifier(5, max_depth=2, random_state=0),  # coarse leaves: ties
+    "logistic": lambda: LogisticRegression(max_iter=300),
+    "neighbours": lambda: KNeighborsClassifier(4),  # 4 votes among 3 classes: ties
+    "dummy": lambda: DummyClassifier(strategy="prior"),
+    "ties broken the other way": lambda: _LastOnTies(max_iter=300),
+    "a user's class": lambda: _Contrary(max_iter=300),  # predict is not the argmax: asked of predict
+}
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(30, 200),
+    classes=st.integers(2, 4),
+    name=st.sampled_from(sorted(_ESTIMATORS)),
+    strings=st.booleans(),
+)
+def test_labels_taken_from_the_scores_are_exactly_predicts(
+    seed: int, n: int, classes: int, name: str, strings: bool
+) -> None:
+    """One pass where predict is the scores' argmax, near ties asked of predict: the labels are always
+    predict's own, and the scores predict_proba's, whatever the estimator."""
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame(rng.integers(0, 3, size=(n, 3)).astype(float), columns=["a", "b", "c"])
+    codes = np.arange(n) % classes  # every class present
+    rng.shuffle(codes)
+    y = np.array([f"class {c}" for c in codes]) if strings else codes
+    model = make_pipeline(StandardScaler(), _ESTIMATORS[name]()).fit(x, y)
+    order = list(reversed(model.classes_))
+    labels, proba = predict_with_scores(model, x, order)
+    assert labels.tolist() == model.predict(x).tolist()
+    assert proba is not None
+    assert np.array_equal(proba, model.predict_proba(x)[:, ::-1])
+    regression, none = predict_with_scores(model, x, None)
+    assert none is None and regression.tolist() == model.predict(x).tolist()

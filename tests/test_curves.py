@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -225,6 +227,81 @@ def test_each_curve_fit_is_a_task_whose_point_does_not_depend_on_the_others() ->
     curve = measure_curve(picky, ds, split, ACCURACY, sizes=4, seeds=2, executor=_Reversed())
     assert curve.notes == ("2 of 8 fits failed: ValueError: too few rows",)  # the smallest size, each seed
     assert {p.seed for p in curve.points} == {0, 1} and min(p.size for p in curve.points) >= 30
+
+
+class _Counted(LogisticRegression):
+    """Counts its fits by training size (the curve runs in this process under ``_Reversed``)."""
+
+    fits: ClassVar[Counter[int]] = Counter()
+
+    def fit(self, X: object, y: object, sample_weight: object = None) -> _Counted:
+        _Counted.fits[len(X)] += 1  # type: ignore[arg-type]
+        return super().fit(X, y, sample_weight)
+
+
+def test_the_full_training_set_is_fitted_once_or_taken_from_the_runs_own_fit() -> None:
+    """Every seed draws the same rows at the full size: one fit stands for all, with the same points
+    the seeds' identical fits gave; given the run's own fit there, no fit at all."""
+    ds = load_dataset(DataSpec(source="builtin:iris", target="species"), Path("."))
+    split = split_dataset(ds, DataSpec(source="x", target="y").split)
+    n = len(split.train)
+    cand = Candidate("c", "candidate", "estimator", "t", make=lambda: _Counted(max_iter=300))
+    _Counted.fits.clear()
+    curve = measure_curve(cand, ds, split, ACCURACY, sizes=4, seeds=3, executor=_Reversed())
+    assert _Counted.fits[n] == 1 and all(k == 3 for size, k in _Counted.fits.items() if size < n)
+    at_full = [p for p in curve.points if p.size == n]
+    assert [p.seed for p in at_full] == [0, 1, 2] and len({(p.train, p.valid) for p in at_full}) == 1
+    # What three fits gave before: the same point three times.
+    model = LogisticRegression(max_iter=300).fit(ds.X.iloc[split.train], ds.y[split.train])
+    assert at_full[0].valid == float(np.mean(model.predict(ds.X.iloc[split.valid]) == ds.y[split.valid]))
+    _Counted.fits.clear()
+    given = measure_curve(cand, ds, split, ACCURACY, sizes=4, seeds=3, executor=_Reversed(), full=(0.5, 0.25))
+    assert _Counted.fits[n] == 0
+    assert [(p.seed, p.train, p.valid) for p in given.points if p.size == n] == [
+        (s, 0.5, 0.25) for s in range(3)
+    ]
+    assert [p for p in given.points if p.size < n] == [p for p in curve.points if p.size < n]
+
+
+def test_large_sizes_are_fitted_with_one_seed_and_the_curve_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import flywheel.diagnosis._measure as curves
+
+    monkeypatch.setattr(curves, "_ONE_SEED_ROWS", 40)  # iris: the sizes above 40 rows stand in
+    ds = load_dataset(DataSpec(source="builtin:iris", target="species"), Path("."))
+    split = split_dataset(ds, DataSpec(source="x", target="y").split)
+    cand = Candidate("c", "candidate", "estimator", "t", make=lambda: _Counted(max_iter=300))
+    _Counted.fits.clear()
+    curve = measure_curve(cand, ds, split, ACCURACY, sizes=5, seeds=3, executor=_Reversed())
+    n = len(split.train)
+    middle = sorted(size for size in _Counted.fits if 40 < size < n)
+    assert middle and all(_Counted.fits[size] == 1 for size in middle)
+    assert all(_Counted.fits[size] == 3 for size in _Counted.fits if size <= 40)
+    assert [p.seed for p in curve.points if p.size in middle] == [0] * len(middle)
+    assert any(
+        note.startswith(f"sampled: {len(middle)} sizes above 40 training rows fitted with 1 seed of 3")
+        for note in curve.notes
+    )
+
+
+def test_points_are_scored_on_one_fixed_sample_of_a_large_validation_split(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import flywheel.diagnosis._measure as curves
+
+    monkeypatch.setattr(curves, "_CURVE_SCORED_ROWS", 20)
+    ds = load_dataset(DataSpec(source="builtin:iris", target="species"), Path("."))
+    split = split_dataset(ds, DataSpec(source="x", target="y").split)
+    cand = Candidate("c", "candidate", "estimator", "t", make=lambda: LogisticRegression(max_iter=300))
+    curve = measure_curve(cand, ds, split, ACCURACY, sizes=3, seeds=2, executor=_Reversed(), valid_se=0.01)
+    sample = curves._scored_rows(split.valid)
+    assert len(sample) == 20 and set(sample) <= set(split.valid)
+    assert np.array_equal(sample, curves._scored_rows(split.valid))  # the same rows for every point
+    n = len(split.train)
+    model = LogisticRegression(max_iter=300).fit(ds.X.iloc[split.train], ds.y[split.train])
+    full = next(p for p in curve.points if p.size == n)
+    assert full.valid == float(np.mean(model.predict(ds.X.iloc[sample]) == ds.y[sample]))
+    assert curve.valid_se == pytest.approx(0.01 * np.sqrt(len(split.valid) / 20))
+    assert f"sampled: each point scored on 20 of the {len(split.valid)} valid rows" in curve.notes
 
 
 def _history(tmp_path: Path, text: str) -> Path:

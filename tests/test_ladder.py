@@ -256,6 +256,25 @@ def test_local_executor_budgets_failures_and_order() -> None:
     assert outcomes[3].error == "the process died (exit code 3)"
 
 
+def _threads() -> int:
+    from threadpoolctl import threadpool_info
+
+    return max(info["num_threads"] for info in threadpool_info())
+
+
+def test_a_task_gets_the_threads_of_the_cores_it_does_not_share() -> None:
+    """One thread each while the workers are all busy; every core's for a task that runs alone."""
+    import os
+
+    from flywheel.execution import LocalExecutor, Task
+
+    cores = os.cpu_count() or 1
+    alone = LocalExecutor(workers=2).run([Task("alone", _threads, 60)])
+    assert alone[0].value == cores
+    busy = LocalExecutor(workers=2).run([Task(f"t{i}", _threads, 60) for i in range(3)])
+    assert [o.value for o in busy[:2]] == [max(1, cores // 2)] * 2
+
+
 def test_results_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:
     from flywheel.execution import LocalExecutor
 

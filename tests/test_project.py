@@ -276,3 +276,11 @@ def test_declared_numbers_are_refused_before_anything_runs(tmp_path: Path) -> No
     with pytest.raises(ProjectError, match=r"baselines.human accuracy must lie in \[0, 1\]; got 1.7"):
         flywheel.run(tmp_path)
     assert not (tmp_path / ".flywheel").exists()
+
+
+def test_the_rung_budget_grows_with_the_training_rows_unless_declared() -> None:
+    from flywheel.project import Baselines
+
+    default = Baselines()
+    assert [default.budget_for(n) for n in (100, 60_000, 100_000, 600_000)] == [120.0, 120.0, 120.0, 720.0]
+    assert Baselines(time_budget_s=30).budget_for(10**6) == 30.0

@@ -240,6 +240,8 @@ def print_diagnosis(result: Any, *, full: bool = False) -> None:
             out.print(f"  note: {note}", soft_wrap=True, markup=False)
     for f in [*d.curve_findings, *d.history_findings]:
         out.print(f"curve: {f.kind}: {f.text}", soft_wrap=True, markup=False)
+    for note in d.curve.notes if d.curve is not None else ():
+        out.print(f"  note: {note}", soft_wrap=True, markup=False)
     weak = [c for c in d.classes if c.weak] if not full else d.classes[:5]
     for c in weak:
         out.print(

@@ -7,13 +7,12 @@ from flywheel.diagnosis._curves import (
     Curve,
     CurvePoint,
     Finding,
-    geometric_sizes,
-    measure_curve,
     read_curve,
     read_history,
 )
 from flywheel.diagnosis._families import FAMILIES, CurveFamily, CurveFit, fit_curve, select_family
 from flywheel.diagnosis._forecast import MAX_ROWS, Forecast, extrapolate, forecast
+from flywheel.diagnosis._measure import geometric_sizes, measure_curve
 from flywheel.diagnosis._next_actions import Action, Diagnosis, next_actions
 from flywheel.diagnosis._plots import Confusion, Reliability, confusion, reliability
 from flywheel.diagnosis._slices import benjamini_hochberg

@@ -1,7 +1,8 @@
 """The learning curve: measuring it, reading a training history file, and what it says.
 
 A learning curve is the optimized metric measured at geometric training-set
-sizes, several seeds each, for one model family (the best candidate's). A training
+sizes, several seeds each, for one model family (the best candidate's;
+:mod:`flywheel.diagnosis._measure` measures it). A training
 history (a CSV of step, train, valid) is the same kind of curve against the
 training step. :func:`read_curve` reads either against the best baseline and human
 level: underfitting, overfitting, more data pays, levelled off, stop early.
@@ -13,28 +14,19 @@ from __future__ import annotations
 
 import csv
 import math
-import warnings
-from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from flywheel.data import Dataset, Split
-from flywheel.errors import DataError, FlywheelError
-from flywheel.evaluation import Candidate
-from flywheel.execution import Executor, LocalExecutor, Outcome, Task
-from flywheel.metrics import MetricRef, get_metric, score
+from flywheel.errors import DataError
+from flywheel.metrics import MetricRef, get_metric
 
 __all__ = [
     "Curve",
     "CurvePoint",
     "Finding",
-    "geometric_sizes",
-    "measure_curve",
     "read_curve",
     "read_history",
 ]
@@ -106,191 +98,6 @@ class Curve:
             "points": self.summary(),
             "notes": list(self.notes),
         }
-
-
-def geometric_sizes(n_train: int, count: int = 8, *, smallest: int | None = None) -> list[int]:
-    """``count`` training sizes in geometric progression from a small share of train to all of it."""
-    low = smallest if smallest is not None else max(20, n_train // 32)
-    low = min(low, n_train)
-    raw = np.geomspace(low, n_train, count)
-    return sorted({round(v) for v in raw})
-
-
-def _subsample(
-    y: np.ndarray, rows: np.ndarray, size: int, classify: bool, rng: np.random.Generator
-) -> np.ndarray:
-    """``size`` of ``rows``, stratified by class (each class present in train keeps at least one row)."""
-    if size >= len(rows):
-        return rows
-    if not classify:
-        return np.sort(rng.choice(rows, size, replace=False))
-    labels = y[rows].astype(str)
-    classes, codes = np.unique(labels, return_inverse=True)
-    counts = np.bincount(codes)
-    quota = np.maximum(1, np.floor(counts * size / len(rows)).astype(int))
-    short = size - quota.sum()
-    if short > 0:  # hand the remainder to the largest classes, by their fractional share
-        frac = counts * size / len(rows) - np.floor(counts * size / len(rows))
-        for j in np.argsort(-frac)[:short]:
-            quota[j] = min(counts[j], quota[j] + 1)
-    picked = [
-        rng.choice(rows[codes == j], min(quota[j], counts[j]), replace=False) for j in range(len(classes))
-    ]
-    return np.sort(np.concatenate(picked))
-
-
-def _metric_value(ref: MetricRef, ds: Dataset, rows: np.ndarray, model: Any) -> float:
-    from flywheel.evaluation import predict_rows
-
-    pred, proba = predict_rows(model, ds, rows)
-    classes = None if ds.classes is None else np.asarray(ds.classes)
-    if get_metric(ref.name).needs == "scores" and proba is None:
-        raise FlywheelError(f"{ref.name} needs class scores and the model gives none")
-    return float(score(ds.y[rows], pred, proba, [ref.name], classes=classes, n_resamples=0)[ref.name].value)
-
-
-def _curve_rows(
-    y: np.ndarray, train: np.ndarray, sizes: Sequence[int], index: int, seed: int, classify: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """The rows seed ``seed`` trains on at ``sizes[index]``, and those (up to 5,000) it is scored on.
-
-    One random stream per seed draws the subsample at each size in turn, so a point's rows are
-    replayed from the draws of the smaller sizes (cheap: no fitting): each point is then a task
-    of its own, and its rows are the same whichever executor ran it and whatever ran beside it.
-    """
-    rng = np.random.default_rng([seed, 7919])
-    rows = seen = train
-    for size in sizes[: index + 1]:
-        rows = _subsample(y, train, size, classify, rng)
-        seen = rows if len(rows) <= 5000 else np.sort(rng.choice(rows, 5000, replace=False))
-    return rows, seen
-
-
-def _curve_point(
-    cand: Candidate,
-    ds: Dataset,
-    split: Split,
-    ref: MetricRef,
-    sizes: Sequence[int],
-    index: int,
-    seed: int,
-    rows_out: str,
-) -> CurvePoint:
-    """Fit at ``sizes[index]`` for one seed; score on the subsample trained on and on ``rows_out``."""
-    assert cand.make is not None
-    rows, seen = _curve_rows(ds.y, split.train, sizes, index, seed, ds.classes is not None)
-    model = cand.make()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.fit(ds.X.iloc[rows], ds.y[rows])
-    try:
-        train = _metric_value(ref, ds, seen, model)
-    except ValueError:
-        train = None
-    evaluate_on = split.valid if rows_out == "valid" else split.test
-    return CurvePoint(len(rows), seed, train, _metric_value(ref, ds, evaluate_on, model))
-
-
-_SMALL_FIT_ROWS = 20_000  # fits this small share a task: a process costs more than the fit
-
-
-def _fit_groups(grid: Sequence[int], seeds: int) -> list[list[tuple[int, int]]]:
-    """The (size index, seed) fits of each task, the largest first: every fit on more than
-    ``_SMALL_FIT_ROWS`` rows is a task of its own (those are the ones worth spreading over
-    cores or a cluster); the smaller ones of a seed share one task, since starting a process
-    (or shipping a task) costs more than fitting a few thousand rows."""
-    big = [(i, s) for i in range(len(grid)) if grid[i] > _SMALL_FIT_ROWS for s in range(seeds)]
-    small = [[(i, s) for i in range(len(grid)) if grid[i] <= _SMALL_FIT_ROWS] for s in range(seeds)]
-    groups = [[fit] for fit in big] + [group for group in small if group]
-    return sorted(groups, key=lambda g: (-sum(grid[i] for i, _ in g), g[0][1]))
-
-
-def _curve_points(
-    cand: Candidate,
-    ds: Dataset,
-    split: Split,
-    ref: MetricRef,
-    sizes: Sequence[int],
-    indices: Sequence[int],
-    seed: int,
-    rows_out: str,
-) -> list[CurvePoint | str]:
-    """:func:`_curve_point` at each of ``indices`` for one seed (one task's fits); a fit that fails
-    is its one-line reason in its place, so it costs its own point, not the others'."""
-    points: list[CurvePoint | str] = []
-    for i in indices:
-        try:
-            points.append(_curve_point(cand, ds, split, ref, sizes, i, seed, rows_out))
-        except Exception as exc:  # the point's failure, in the executor's one-line form
-            text = (str(exc).strip().splitlines() or [""])[0]
-            points.append(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
-    return points
-
-
-def _point_outcome(outcome: Outcome, k: int) -> Outcome:
-    """The ``k``-th fit of a task's outcome: its point, or why the fit (or the whole task) failed."""
-    if outcome.error is not None:
-        return outcome
-    value = outcome.value[k]
-    if isinstance(value, str):
-        return Outcome(outcome.name, None, value, outcome.elapsed_s)
-    return Outcome(outcome.name, value, None, outcome.elapsed_s)
-
-
-def measure_curve(
-    cand: Candidate,
-    ds: Dataset,
-    split: Split,
-    ref: MetricRef,
-    *,
-    sizes: int = 8,
-    seeds: int = 3,
-    executor: Executor | None = None,
-    budget_s: float = 360.0,
-    valid_se: float = 0.0,
-) -> Curve:
-    """The metric at geometric training sizes, ``seeds`` subsamples each.
-
-    The sizes × seeds fits are independent tasks for ``executor`` (local processes by default, or
-    a Dask cluster), the largest first so the longest fits do not start last; each has ``budget_s``.
-    Fits on a few thousand rows share one task per seed (:func:`_fit_groups`).
-    The points are the same whichever executor ran them.
-
-    Raises
-    ------
-    FlywheelError
-        When the candidate cannot be refitted (a rule or a predictions file), or every fit failed.
-    """
-    if cand.make is None:
-        raise FlywheelError(f"{cand.name} is not a model flywheel fits, so it has no learning curve")
-    where = "valid" if len(split.valid) else "test"
-    grid = geometric_sizes(len(split.train), sizes)
-    groups = _fit_groups(grid, seeds)
-    tasks = [
-        Task(
-            f"curve {', '.join(str(grid[i]) for i, _ in group)} rows seed {group[0][1]}",
-            partial(_curve_points, cand, ds, split, ref, grid, [i for i, _ in group], group[0][1], where),
-            budget_s,
-        )
-        for group in groups
-    ]
-    ran = {
-        (i, s): _point_outcome(o, k)
-        for group, o in zip(groups, (executor or LocalExecutor()).run(tasks), strict=True)
-        for k, (i, s) in enumerate(group)
-    }
-    outcomes = [ran[i, s] for s in range(seeds) for i in range(len(grid))]  # by seed, then size
-    points = [o.value for o in outcomes if o.error is None]
-    errors = Counter(o.error for o in outcomes if o.error is not None)
-    if not points:
-        raise FlywheelError(
-            f"the learning curve of {cand.name} failed: {next(iter(errors), None) or 'no points'}"
-        )
-    notes = tuple(f"{n} of {len(outcomes)} fits failed: {e}" for e, n in errors.items())
-    metric = get_metric(ref.name)
-    return Curve(
-        ref.name, ref.greater_is_better, metric.best, "size", tuple(points), cand.name, where, valid_se, notes
-    )
 
 
 def read_history(path: Path, ref: MetricRef, *, given: str, where: str, model: str = "history") -> Curve:

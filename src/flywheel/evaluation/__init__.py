@@ -11,7 +11,6 @@ from flywheel.evaluation._artifacts import (
     load_artifact,
     load_model,
     plain_value,
-    predict_with_scores,
     read_artifact,
     read_schema,
     save_artifact,
@@ -32,8 +31,6 @@ from flywheel.evaluation._constraints import Violation, check_constraint
 from flywheel.evaluation._evaluate import (
     SPLITS,
     Evaluation,
-    align_proba,
-    class_scores,
     compare_evaluations,
     evaluate,
     evaluate_elsewhere,
@@ -41,6 +38,7 @@ from flywheel.evaluation._evaluate import (
     predict_rows,
     scored_splits,
 )
+from flywheel.evaluation._labels import align_proba, class_scores, predict_with_scores
 from flywheel.evaluation._objective import (
     COMPOSITE,
     Objective,

@@ -5,9 +5,7 @@ A run, a retrain, the gate and the service all meet a fitted model as a file und
 service checks requests without reading the training data. Saving is atomic (a reader never
 sees half a file); loading imports the project folder's modules, because a model may be an
 instance of a class the team wrote there, and fails with one line naming the artifact.
-:func:`predict_with_scores` is how every one of them predicts: labels and class
-probabilities aligned to the schema's classes, in one model call where the final estimator's
-``predict`` is the argmax of its ``predict_proba``.
+:func:`flywheel.evaluation.predict_with_scores` is how every one of them predicts.
 """
 
 from __future__ import annotations
@@ -21,11 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from flywheel.errors import ModelError
-from flywheel.evaluation._evaluate import align_proba
 from flywheel.project import Project, importable
 
 __all__ = [
@@ -35,7 +31,6 @@ __all__ = [
     "load_artifact",
     "load_model",
     "plain_value",
-    "predict_with_scores",
     "read_artifact",
     "read_schema",
     "save_artifact",
@@ -126,50 +121,6 @@ def read_schema(project: Project, artifact: Path) -> Schema:
     from flywheel.data import load_dataset  # an artifact saved before schemas were: read the data
 
     return schema_of(load_dataset(project.data, project.root))
-
-
-# Final estimators whose predict() is the argmax of predict_proba(): one call gives both.
-_ARGMAX_MODULES = (
-    "sklearn.linear_model",
-    "sklearn.ensemble",
-    "sklearn.tree",
-    "sklearn.neighbors",
-    "sklearn.naive_bayes",
-    "sklearn.discriminant_analysis",
-    "sklearn.neural_network",
-    "sklearn.dummy",
-)
-
-
-def _final_step(model: Any) -> Any:
-    steps = getattr(model, "steps", None)
-    return _final_step(steps[-1][1]) if steps else model
-
-
-def _argmax_consistent(model: Any) -> bool:
-    final = _final_step(model)
-    module = type(final).__module__
-    return module.startswith(_ARGMAX_MODULES) and type(final).__name__ != "SGDClassifier"
-
-
-def predict_with_scores(
-    model: Any, frame: pd.DataFrame, classes: list[Any] | None, runner: Any = None
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Labels and class probabilities aligned to ``classes`` (one model call when it can).
-
-    ``runner`` predicts in the model's stead when given: the same predictions, faster (the
-    service's fast path for numeric pipelines).
-    """
-    runner = runner or model
-    if classes is None or not hasattr(model, "predict_proba"):
-        return np.asarray(runner.predict(frame)), None
-    raw = np.asarray(runner.predict_proba(frame), dtype=float)
-    model_classes = list(getattr(model, "classes_", classes))
-    if _argmax_consistent(model):
-        labels = np.asarray(model_classes)[np.argmax(raw, axis=1)]
-    else:
-        labels = np.asarray(runner.predict(frame))
-    return labels, align_proba(raw, model_classes, classes)
 
 
 # Artifacts saved before the package was arranged by lifecycle phase name flywheel's own pieces

@@ -23,14 +23,13 @@ import pandas as pd
 from flywheel.data import Dataset, Split
 from flywheel.evaluation._calibrated import with_class_scores
 from flywheel.evaluation._candidates import PROBA_PREFIX, Candidate
+from flywheel.evaluation._labels import predict_with_scores
 from flywheel.evaluation._systems import measure_latency, peak_memory_mb, serialized_size_mb
 from flywheel.metrics import Estimate, compare, get_metric, score
 
 __all__ = [
     "Evaluation",
     "SPLITS",
-    "align_proba",
-    "class_scores",
     "compare_evaluations",
     "evaluate",
     "evaluate_elsewhere",
@@ -119,31 +118,6 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def align_proba(raw: np.ndarray, model_classes: Sequence[Any], classes: Sequence[Any]) -> np.ndarray:
-    """A model's class scores (columns in ``model_classes`` order) as columns in ``classes`` order.
-
-    Classes match by their text, so labels read back from JSON (``"7"``) meet the model's (``7``);
-    a class the model never saw scores 0.
-    """
-    position = {str(c): i for i, c in enumerate(classes)}
-    out = np.zeros((raw.shape[0], len(classes)))
-    for j, c in enumerate(model_classes):
-        if str(c) in position:
-            out[:, position[str(c)]] = raw[:, j]
-    return out
-
-
-def class_scores(model: Any, rows: pd.DataFrame, classes: Sequence[Any]) -> np.ndarray | None:
-    """``predict_proba`` aligned to ``classes``, or ``None`` when the model gives no scores."""
-    if not hasattr(model, "predict_proba"):
-        return None
-    try:
-        raw = np.asarray(model.predict_proba(rows), dtype=float)
-    except (AttributeError, NotImplementedError):
-        return None
-    return align_proba(raw, list(getattr(model, "classes_", classes)), classes)
-
-
 def _as_labels(values: Any, ds: Dataset, n: int, who: str) -> np.ndarray:
     arr = np.asarray(values)
     if arr.shape != (n,):
@@ -161,10 +135,8 @@ def _as_labels(values: Any, ds: Dataset, n: int, who: str) -> np.ndarray:
 
 def predict_rows(model: Any, ds: Dataset, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """A fitted model's labels (or values) and aligned class scores on some of the data's rows."""
-    features = ds.X.iloc[rows]
-    pred = _as_labels(model.predict(features), ds, len(rows), "the model")
-    proba = class_scores(model, features, ds.classes) if ds.classes is not None else None
-    return pred, proba
+    raw, proba = predict_with_scores(model, ds.X.iloc[rows], ds.classes)
+    return _as_labels(raw, ds, len(rows), "the model"), proba
 
 
 class _RuleModel:
@@ -213,14 +185,8 @@ def _predict_all(
         if pickled:
             systems["size_mb"] = serialized_size_mb(model)
     for name, idx in parts.items():
-        rows = features.iloc[idx]
-        pred = (
-            model.predict(rows)
-            if cand.rule is not None
-            else _as_labels(model.predict(rows), ds, len(idx), cand.name)
-        )
-        proba = class_scores(model, rows, ds.classes) if ds.classes is not None else None
-        out[name] = (pred, proba)
+        raw, proba = predict_with_scores(model, features.iloc[idx], ds.classes)
+        out[name] = (raw if cand.rule is not None else _as_labels(raw, ds, len(idx), cand.name), proba)
     sample = features.iloc[split.valid if len(split.valid) else split.test]
     if latency:
         systems, spans = _with_latency(systems, spans, model, sample)

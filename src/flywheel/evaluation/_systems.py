@@ -19,6 +19,8 @@ measured the way a benchmark would be, not once:
   scikit-learn loaded), not the model's; on a busy machine one such pause (125 ms for a
   3 ms call) in 80 calls was the whole upper end of a p95 interval and turned a
   gate's "pass" into "undecided";
+- every model is timed on one OpenMP/BLAS thread, whatever its fit was given, so a model that
+  happened to run alone (with every core's threads) is compared on the same footing;
 - p50 / p95 / p99 of single-row latency, each with a distribution-free 95 %
   interval (order statistics), and throughput (rows per second at the largest batch);
 - peak memory allocated while predicting a large batch (``tracemalloc``), and
@@ -166,13 +168,16 @@ def measure_latency(
     """
     if len(rows) == 0:
         raise ValueError("measure_latency needs at least one row")
+    from threadpoolctl import threadpool_limits
+
     rng = np.random.default_rng(seed)
     out: dict[str, Any] = {}
     for size in BATCH_SIZES:
         batch = rows.iloc[rng.integers(0, len(rows), size)]
-        own, wall = _time_calls(
-            model, batch, budget_s=budget_s, rel_tol=rel_tol, min_calls=min_calls, max_calls=max_calls
-        )
+        with threadpool_limits(limits=1):  # every model on one thread, whatever its fit was given
+            own, wall = _time_calls(
+                model, batch, budget_s=budget_s, rel_tol=rel_tol, min_calls=min_calls, max_calls=max_calls
+            )
         own, wall = own * 1e3, wall * 1e3
         if size == 1:
             for q in (50, 95, 99):

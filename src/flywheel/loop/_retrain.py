@@ -83,7 +83,7 @@ def retrain(project: Project, *, executor: Executor | None = None) -> Retrained:
     """Fit the champion's family on train + accepted labels, register it as challenger, and judge it.
 
     The fit is a task for ``executor`` (default: a local process), with three times the project's
-    ``baselines.time_budget_s``; it carries its own seeds, so the model is the same on any executor.
+    ``baselines.budget_for`` its rows; it carries its own seeds, so the model is the same on any executor.
     Judging and registering happen here.
     """
     from flywheel.evaluation import make_objective
@@ -102,7 +102,8 @@ def retrain(project: Project, *, executor: Executor | None = None) -> Retrained:
     added, notes = _drop_test_leaks(added, ds, split)
     added, absurd = _drop_absurd(added, ds)
     notes += absurd
-    model, trained_rows = _fit_on(executor, cand, ds, split, added, 3 * project.baselines.time_budget_s)
+    budget = 3 * project.baselines.budget_for(len(split.train) + len(added))
+    model, trained_rows = _fit_on(executor, cand, ds, split, added, budget)
     objective = make_objective(
         project.objective, ds.task, project.objective_fingerprint(), str(project.path), classes=ds.classes
     )

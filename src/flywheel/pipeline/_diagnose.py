@@ -35,7 +35,7 @@ from flywheel.diagnosis import (
 from flywheel.errors import FlywheelError
 from flywheel.evaluation import Candidate, Evaluation, Ranking
 from flywheel.execution import Executor
-from flywheel.metrics import MetricRef
+from flywheel.metrics import MetricRef, get_metric
 from flywheel.pipeline._plan import Plan, Progress
 from flywheel.pipeline._rank import Ranked
 
@@ -105,6 +105,12 @@ def _forecast(
     span = own.interval(ref.name, split_name) if own is not None else None
     if span is not None:
         valid_se = (span[1] - span[0]) / (2 * 1.959963984540054)
+    full = None
+    if own is not None and own.ok and get_metric(ref.name).needs != "scores":
+        # The run's own fit of this model on all of train is the curve's last point; with scores
+        # the run may have calibrated the model's, which the curve's refits do not.
+        valid = own.value(ref.name, split_name)
+        full = None if valid is None else (own.value(ref.name, "train"), valid)
     try:
         curve = measure_curve(
             model,
@@ -114,8 +120,9 @@ def _forecast(
             sizes=spec.sizes,
             seeds=spec.seeds,
             executor=executor,
-            budget_s=3 * plan_.project.baselines.time_budget_s,  # each fit's, like a retrain's
+            budget_s=3 * plan_.project.baselines.budget_for(len(plan_.split.train)),  # like a retrain's
             valid_se=valid_se,
+            full=full,
         )
     except FlywheelError as exc:
         return None, unavailable(model=model.name, reason=str(exc))

@@ -29,30 +29,35 @@ def evaluate_all(
     plan_: Plan, metrics: list[str], executor: Executor, progress: Progress | None
 ) -> list[Evaluation]:
     """Every rung and candidate as an independent task, each within its time budget."""
-    budget = plan_.project.baselines.time_budget_s
+    budget = plan_.project.baselines.budget_for(len(plan_.split.train))
     in_task = isinstance(executor, LocalExecutor)  # its processes import the project's modules by name
     time_here = not getattr(executor, "same_machine", True)
-    # The slow fits (learned models) start first, so the cheap rungs fill the gaps around them;
-    # results come back in ladder order whatever the order they ran in.
-    order = sorted(range(len(plan_.candidates)), key=lambda i: (plan_.candidates[i].stage != "model", -i))
-    candidates = [plan_.candidates[i] for i in order]
+    # Two waves: the cheap rungs together, then the learned models, so that a lone long fit (the
+    # ladder's boosted trees) starts with every core's threads instead of one and no core idles
+    # beside it (:class:`LocalExecutor`). Results come back in ladder order.
+    cheap = [i for i, c in enumerate(plan_.candidates) if c.stage != "model"]
+    models = [i for i, c in reversed(list(enumerate(plan_.candidates))) if c.stage == "model"]
     levels = plan_.objective.confidence_levels()
     fn = evaluate if in_task else partial(evaluate_elsewhere, latency=not time_here)
     tasks = [
         Task(c.name, partial(fn, c, plan_.dataset, plan_.split, metrics, levels=levels), budget)
-        for c in candidates
+        for c in plan_.candidates
     ]
+    finished = 0
 
-    def done(outcome: Outcome, finished: int, total: int) -> None:
+    def done(outcome: Outcome, _finished: int, _total: int) -> None:
+        nonlocal finished
+        finished += 1
         if progress:
-            progress(f"done {outcome.name}", finished, total)
+            progress(f"done {outcome.name}", finished, len(tasks))
 
     if progress:
         progress("fitting " + ", ".join(c.name for c in plan_.candidates[:3]) + " …", 0, len(tasks))
-    ran = executor.run(tasks, done)
-    outcomes: list[Outcome] = [ran[0]] * len(ran)
-    for position, outcome in zip(order, ran, strict=True):
-        outcomes[position] = outcome
+    ran: dict[int, Outcome] = {}
+    for wave in (cheap, models):
+        if wave:
+            ran.update(zip(wave, executor.run([tasks[i] for i in wave], done), strict=True))
+    outcomes = [ran[i] for i in range(len(tasks))]
     if not in_task:
         outcomes = [
             _finished_here(plan_, c, o, time_here) for c, o in zip(plan_.candidates, outcomes, strict=True)

@@ -103,10 +103,19 @@ class Baselines(_Strict):
     human: HumanBaseline | None = None
     external: list[ExternalBaseline] = Field(default_factory=list)
     rules: list[str] = Field(default_factory=list)
-    # Each rung gets this long to fit and predict before it is stopped and reported as too slow.
-    time_budget_s: float = Field(default=120.0, gt=0)
+    # Each rung gets this long to fit and predict before it is stopped and reported as too slow;
+    # unset, 120 s per 100,000 training rows and at least 120 s (see budget_for).
+    time_budget_s: float | None = Field(default=None, gt=0)
     # "Do we need ML?": how much better (in the optimized metric) ML must be to be worth it.
     margin: float = Field(default=0.0, ge=0)
+
+    def budget_for(self, n_train: int) -> float:
+        """Seconds a rung gets to fit and predict on ``n_train`` training rows: the declared budget,
+        or 120 s per 100,000 rows (at least 120 s), since a fit's cost grows with its rows and a
+        budget that a good model cannot meet on a large set would fail the rung that matters most."""
+        if self.time_budget_s is not None:
+            return self.time_budget_s
+        return max(120.0, 120.0 * n_train / 100_000)
 
     @field_validator("rules")
     @classmethod
