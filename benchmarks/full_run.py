@@ -103,8 +103,8 @@ def stored_run(project: Path) -> dict:
 def best_rung(result: dict) -> tuple[str, float]:
     """The rung the run ranks first on validation, and its test accuracy."""
     ok = [e for e in result["evaluations"] if not e.get("error")]
-    best = max(ok, key=lambda e: e["values"].get("valid", {}).get("accuracy") or 0.0)
-    return best["name"], float(best["values"]["test"]["accuracy"])
+    best = max(ok, key=lambda e: e["metrics"].get("valid", {}).get("accuracy") or 0.0)
+    return best["name"], float(best["metrics"]["test"]["accuracy"])
 
 
 def full_run(tmp: Path, rows: int, target_s: float, target_mib: float) -> dict:
@@ -157,10 +157,11 @@ FLAML = (
     + """
 from flaml import AutoML
 automl = AutoML()
-automl.fit(ds.X.iloc[split.train], ds.y[split.train], X_val=ds.X.iloc[split.valid], y_val=ds.y[split.valid],
+X, y = ds.X.to_numpy(dtype=float), np.asarray(ds.y)  # FLAML 2.3 reads no pandas 3 frames
+automl.fit(X[split.train], y[split.train], X_val=X[split.valid], y_val=y[split.valid],
            task="classification", metric="accuracy", time_budget=float(sys.argv[2]), n_jobs=2,
            verbose=0, seed=0, eval_method="holdout")
-test = float(np.mean(automl.predict(ds.X.iloc[split.test]) == ds.y[split.test]))
+test = float(np.mean(automl.predict(X[split.test]) == y[split.test]))
 print(json.dumps({"test": test, "best": automl.best_estimator}))
 """
 )
@@ -196,9 +197,11 @@ def versus_flaml(run: dict) -> None:
         f"\n# FLAML given 4x the run's ladder time ({budget:.0f} s), fitted on train, "
         "validated on valid, scored on test: the run's split"
     )
+    if not EXT.exists():
+        print("  FLAML not installed (make bench installs it into .bench-ext)")
+        return
     shown = external(FLAML, str(run["project"]), f"{budget:.1f}")
     if shown is None:
-        print("  FLAML not installed (make bench installs it into .bench-ext)")
         return
     gap = (shown["test"] - run["test"]) * 100
     print(
@@ -230,7 +233,7 @@ def versus_lazypredict(tmp: Path, source: Path, rounds: int) -> None:
         f"(range {min(ours):.2f}–{max(ours):.2f})"
     )
     if not theirs:
-        print("  LazyPredict not installed (make bench installs it into .bench-ext)")
+        print("  LazyPredict not installed or failed (make bench installs it into .bench-ext)")
         return
     ratios = [t / o for t, o in zip(theirs, ours, strict=True)]
     print(

@@ -25,6 +25,9 @@ __all__ = [
 ]
 
 
+_WAVES_ROWS = 100_000  # above this many training rows the learned models run after the cheap rungs
+
+
 def evaluate_all(
     plan_: Plan, metrics: list[str], executor: Executor, progress: Progress | None
 ) -> list[Evaluation]:
@@ -32,11 +35,14 @@ def evaluate_all(
     budget = plan_.project.baselines.budget_for(len(plan_.split.train))
     in_task = isinstance(executor, LocalExecutor)  # its processes import the project's modules by name
     time_here = not getattr(executor, "same_machine", True)
-    # Two waves: the cheap rungs together, then the learned models, so that a lone long fit (the
-    # ladder's boosted trees) starts with every core's threads instead of one and no core idles
-    # beside it (:class:`LocalExecutor`). Results come back in ladder order.
-    cheap = [i for i, c in enumerate(plan_.candidates) if c.stage != "model"]
+    # On a large training set, two waves: the cheap rungs together, then the learned models, so a
+    # lone long fit (the ladder's boosted trees: minutes) starts with every core's threads instead
+    # of one and no core idles beside it (:class:`LocalExecutor`). On a small one, one wave with
+    # the models first and the cheap rungs filling the gaps: there the overlap saves more than a
+    # second thread would. Results come back in ladder order.
     models = [i for i, c in reversed(list(enumerate(plan_.candidates))) if c.stage == "model"]
+    cheap = [i for i, c in enumerate(plan_.candidates) if c.stage != "model"]
+    waves = [cheap, models] if len(plan_.split.train) > _WAVES_ROWS else [models + cheap]
     levels = plan_.objective.confidence_levels()
     fn = evaluate if in_task else partial(evaluate_elsewhere, latency=not time_here)
     tasks = [
@@ -54,7 +60,7 @@ def evaluate_all(
     if progress:
         progress("fitting " + ", ".join(c.name for c in plan_.candidates[:3]) + " …", 0, len(tasks))
     ran: dict[int, Outcome] = {}
-    for wave in (cheap, models):
+    for wave in waves:
         if wave:
             ran.update(zip(wave, executor.run([tasks[i] for i in wave], done), strict=True))
     outcomes = [ran[i] for i in range(len(tasks))]
