@@ -77,11 +77,11 @@ def _tree_rss(top: psutil.Process) -> int:
     return total
 
 
-def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """(wall seconds, peak MiB of the command and all its descendants together, stdout)."""
+def timed(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak MiB of the command and all its descendants together)."""
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         top, peak = psutil.Process(proc.pid), 0
         while proc.poll() is None:
             peak = max(peak, _tree_rss(top))
@@ -91,7 +91,7 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float,
         text = out.read().decode(errors="replace")
     if proc.returncode not in (0, 1, 3):
         raise SystemExit(f"{' '.join(command)} failed ({proc.returncode}):\n{text[-2000:]}")
-    return wall, peak / 2**20, text
+    return wall, peak / 2**20
 
 
 def stored_run(project: Path) -> dict:
@@ -110,7 +110,7 @@ def best_rung(result: dict) -> tuple[str, float]:
 def full_run(tmp: Path, rows: int, target_s: float, target_mib: float) -> dict:
     csv = write_data(tmp, rows)
     project = write_project(tmp / f"run-{rows}", csv)
-    wall, mib, _ = timed([str(FLYWHEEL), "run", str(project)])
+    wall, mib = timed([str(FLYWHEEL), "run", str(project)])
     result = stored_run(project)
     timings = result.get("timings", {})
     parts = " · ".join(f"{k} {v:.1f} s" for k, v in timings.items())

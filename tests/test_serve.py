@@ -113,6 +113,50 @@ def _rows(n: int, start: int = 0) -> list[dict[str, Any]]:
     ]
 
 
+class AckedLoad:
+    """``clients`` threads posting 4-row batches to ``url`` until stopped, keeping the prediction ids
+    the service acknowledged (200). A client whose request fails stops (the service is gone), or
+    with ``retry`` tries again (a killed worker's connection: the next one goes to a live one)."""
+
+    def __init__(self, url: str, clients: int, *, retry: bool = False, **headers: str) -> None:
+        self.url, self.retry, self.headers = url, retry, headers
+        self.acked: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._client, args=(k,)) for k in range(clients)]
+
+    def _client(self, k: int) -> None:
+        with httpx.Client(timeout=5) as c:
+            rows = _rows(4, k * 4)
+            while not self._stop.is_set():
+                try:
+                    r = c.post(self.url + "/predict", json={"rows": rows}, headers=self.headers)
+                except httpx.HTTPError:
+                    if not self.retry:
+                        return
+                    time.sleep(0.01)
+                    continue
+                if r.status_code == 200:
+                    with self._lock:
+                        self.acked.extend(p["prediction_id"] for p in r.json()["predictions"])
+
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+
+    def wait_for(self, n: int, timeout: float) -> None:
+        """Until ``n`` predictions are acknowledged, or ``timeout`` seconds (the caller asserts)."""
+        deadline = time.monotonic() + timeout
+        while len(self.acked) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            if t.ident is not None:
+                t.join(10)
+
+
 def test_predictions_are_logged_and_feedback_joins_them(server: Server, wine: Path) -> None:
     one = httpx.post(server.url + "/predict", json=_rows(1)[0]).json()
     assert one["model"] == "logreg" and one["version"] == 1 and one["prediction"].startswith("class_")
@@ -177,32 +221,12 @@ def test_a_label_outside_the_classes_is_refused(server: Server) -> None:
 @pytest.mark.parametrize("ack", ["durable", "fast"])
 def test_no_acknowledged_prediction_is_lost_to_sigkill(wine: Path, ack: str) -> None:
     s = Server(wine, "--ack", ack)
-    acked: list[str] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def client(k: int) -> None:
-        with httpx.Client(timeout=5) as c:
-            rows = _rows(4, k * 4)
-            while not stop.is_set():
-                try:
-                    r = c.post(s.url + "/predict", json={"rows": rows})
-                except httpx.HTTPError:
-                    return  # the server is gone
-                if r.status_code == 200:
-                    with lock:
-                        acked.extend(p["prediction_id"] for p in r.json()["predictions"])
-
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 30
-    while len(acked) < 400 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    load = AckedLoad(s.url, 8)
+    load.start()
+    load.wait_for(400, timeout=30)
     s.kill()  # SIGKILL under load
-    stop.set()
-    for t in threads:
-        t.join(timeout=10)
+    load.stop()
+    acked = load.acked
     assert len(acked) >= 400
     # Durable: committed before the answer. Fast: in the writer's pipe before the answer, and the
     # writer outlives the killed service to write it (so give it a moment).

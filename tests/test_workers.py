@@ -21,7 +21,7 @@ from flywheel.prediction_log import PostgresLog, connect, read_feedback, writer_
 from flywheel.project import load_project
 from flywheel.registry import log_location
 from helpers import write_project
-from test_serve import WINE, Server, _rows
+from test_serve import WINE, AckedLoad, Server, _rows
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -128,39 +128,20 @@ def test_sigkill_of_a_worker_then_of_everything_loses_no_acknowledged_prediction
 ) -> None:
     s = Server(wine, "--workers", "2", "--ack", ack)
     log = _log_of(wine)
-    acked: list[str] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def client(k: int) -> None:
-        with httpx.Client(timeout=5) as c:
-            rows = _rows(4, k * 4)
-            while not stop.is_set():
-                try:
-                    r = c.post(s.url + "/predict", json={"rows": rows}, headers={"connection": "close"})
-                except httpx.HTTPError:
-                    time.sleep(0.01)  # a killed worker's connection: the next one goes to a live one
-                    continue
-                if r.status_code == 200:
-                    with lock:
-                        acked.extend(p["prediction_id"] for p in r.json()["predictions"])
+    load = AckedLoad(s.url, 6, retry=True, connection="close")
 
     def wait_for(n: int) -> None:
-        deadline = time.monotonic() + 60
-        while len(acked) < n and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(acked) >= n, f"{len(acked)} acknowledged, expected {n}"
+        load.wait_for(n, timeout=60)
+        assert len(load.acked) >= n, f"{len(load.acked)} acknowledged, expected {n}"
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
     try:
         pids = _worker_pids(s.url)
         assert len(pids) == 2
-        for t in threads:
-            t.start()
+        load.start()
         wait_for(300)
         first = min(pids)
         os.kill(first, signal.SIGKILL)  # one worker, under load: the other answers, it is restarted
-        wait_for(len(acked) + 300)
+        wait_for(len(load.acked) + 300)
         now = _worker_pids(s.url) - {first}
         assert len(now) == 2  # the restarted worker answers too
         s.kill()  # then everything: the supervisor first, so nothing restarts the workers
@@ -168,12 +149,10 @@ def test_sigkill_of_a_worker_then_of_everything_loses_no_acknowledged_prediction
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     finally:
-        stop.set()
-        for t in threads:
-            if t.is_alive() or t.ident is not None:
-                t.join(10)
+        load.stop()
         if s.proc.poll() is None:
             s.kill()
+    acked = load.acked
     # The writers outlive them all to write what they were sent (fast mode acknowledges on handing over).
     deadline = time.monotonic() + 30
     while _writers(log) and time.monotonic() < deadline:
