@@ -62,18 +62,26 @@ def check_label(given: str, classes: list[str] | None) -> str:
     return label
 
 
-def _top_classes(project: Project, prediction_id: str | None, k: int = 3) -> list[tuple[str, float]]:
-    """The champion's most likely classes for the logged prediction (empty when it logged none)."""
+def _logged(project: Project, prediction_id: str | None, k: int = 3) -> dict[str, Any]:
+    """What the log holds for the item's prediction: the model that made it, what it said then, and
+    its ``k`` most likely classes (empty when it logged no probabilities or nothing was logged).
+
+    Mining asks the current champion again, so the item's own prediction can differ from the
+    logged one (another model logged it, or the row was logged by hand); the page then shows both
+    rather than a "says 8; top class 3" that contradicts itself.
+    """
     from flywheel.prediction_log import read_predictions
     from flywheel.registry import log_location
 
     if prediction_id is None:
-        return []
+        return {"top": []}
     found = read_predictions(log_location(project), ids=[prediction_id])
-    proba = found[0]["probabilities"] if found else None
-    if not proba:
-        return []
-    return sorted(((str(c), float(p)) for c, p in proba.items()), key=lambda cp: -cp[1])[:k]
+    if not found:
+        return {"top": []}
+    row = found[0]
+    proba = row["probabilities"] or {}
+    top = sorted(((str(c), float(p)) for c, p in proba.items()), key=lambda cp: -cp[1])[:k]
+    return {"top": top, "prediction": row["prediction"], "model": row["model"], "version": row["version"]}
 
 
 def queue_view(project: Project, skip: list[str], show: str | None) -> dict[str, Any]:
@@ -100,7 +108,7 @@ def queue_view(project: Project, skip: list[str], show: str | None) -> dict[str,
     opened = counts.get("open", 0)
     return {
         "item": item,
-        "top": _top_classes(project, item.prediction_id) if item is not None else [],
+        "logged": _logged(project, item.prediction_id if item is not None else None),
         "open": opened,
         "labelled": counts.get("labelled", 0),
         "skipped": [s for s in skip if s in still_open],
