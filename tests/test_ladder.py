@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -273,6 +274,22 @@ def test_a_task_gets_the_threads_of_the_cores_it_does_not_share() -> None:
     assert alone[0].value == cores
     busy = LocalExecutor(workers=2).run([Task(f"t{i}", _threads, 60) for i in range(3)])
     assert [o.value for o in busy[:2]] == [max(1, cores // 2)] * 2
+
+
+def test_warm_up_starts_one_fork_server_that_the_tasks_then_use() -> None:
+    """A command starts the fork server first, so its imports overlap the command's own."""
+    from multiprocessing import forkserver
+
+    from flywheel.execution import LocalExecutor, Task
+
+    LocalExecutor.warm_up()
+    server = forkserver._forkserver
+    pid = server._forkserver_pid
+    assert pid is not None and os.waitpid(pid, os.WNOHANG) == (0, 0)  # started, still running
+    LocalExecutor.warm_up()
+    assert server._forkserver_pid == pid  # once
+    [done] = LocalExecutor(workers=1).run([Task("after", lambda: os.getppid(), 60)])
+    assert done.value == pid  # forked by that same server
 
 
 def test_results_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:

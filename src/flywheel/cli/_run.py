@@ -40,7 +40,10 @@ def run_with_progress(
 ) -> Any:
     """The pipeline's run on the executor ``executor`` names (a cluster it starts is shut down at the
     end, on error too), with a progress bar on a terminal."""
-    from flywheel.execution import make_executor
+    from flywheel.execution import LocalExecutor, make_executor
+
+    if not executor or executor == "local":
+        LocalExecutor.warm_up()  # its imports overlap the pipeline's import and the data's loading
     from flywheel.pipeline import run as run_job
     from flywheel.project import load_project
 

@@ -161,6 +161,8 @@ def run(
     FlywheelError
         For any mistake in the inputs, before anything is fitted or written.
     """
+    if executor is None or isinstance(executor, LocalExecutor):
+        LocalExecutor.warm_up()  # the workers' imports overlap loading and splitting the data
     proj = project if isinstance(project, Project) else load_project(project)
     started = datetime.now(UTC)
     clock = _Clock()
