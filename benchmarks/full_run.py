@@ -1,4 +1,4 @@
-"""The whole `flywheel run` at scale, next to FLAML and LazyPredict on the same split.
+"""The whole `flywheel run` as a user runs it, where its time goes, and the ladder next to AutoML.
 
 Targets (issue 19): `flywheel run` on make_classification 100,000 x 30 with 3 classes in under
 60 s on 2 cores, and on 1,000,000 rows in under 5 minutes with every process together under
@@ -6,14 +6,21 @@ Targets (issue 19): `flywheel run` on make_classification 100,000 x 30 with 3 cl
 the ladder at least 10x faster than LazyPredict on 10,000 rows.
 
 What is timed is what a user runs: `flywheel run DIR` end to end (a process of its own, Python's
-start included), with the run's own breakdown read back from its store. Memory is the sum of the
-resident sets of the command and every process it started, sampled every 0.2 s.
+start included, a fresh project each round), with the run's own breakdown read back from its
+store: wall seconds per stage, and within the ladder-and-candidates stage the task seconds its
+workers spent fitting, timing latency (the systems metrics) and on the rest (predictions,
+intervals, the artifact). Memory is the sum of the resident sets of the command and every process
+it started, sampled every 0.2 s. The anchor in the same rounds is one scikit-learn
+HistGradientBoosting fit (200 rounds) on the run's training rows, in a process of its own.
+
+Threads: flywheel runs as a user runs it, on its 2 workers (a task alone gets both cores' threads);
+every anchor is pinned to the same 2 cores' worth of OpenMP/BLAS threads (and n_jobs=2).
 
 FLAML and LazyPredict are not flywheel dependencies, and LightGBM would change the ladder's
 boosting; `make bench` installs them (and their LightGBM and XGBoost) into `.bench-ext`, which only
 their own processes see. Without them their rows say so.
 
-Run: ``python benchmarks/full_run.py [--rows 100000] [--big 1000000] [--lazy-rounds 3]``.
+Run: ``python benchmarks/full_run.py [--rows 100000] [--rounds 3] [--big 1000000] [--json PATH]``.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,14 +38,15 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import psutil
+from _harness import Figures, spread
 from sklearn.datasets import make_classification
 
 ROOT = Path(__file__).resolve().parent.parent
 EXT = ROOT / ".bench-ext"
 FLYWHEEL = Path(sys.executable).with_name("flywheel")
+THREADS = {k: "2" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
 
 
 def write_data(folder: Path, rows: int) -> Path:
@@ -77,11 +86,11 @@ def _tree_rss(top: psutil.Process) -> int:
     return total
 
 
-def timed(command: list[str]) -> tuple[float, float]:
+def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
     """(wall seconds, peak MiB of the command and all its descendants together)."""
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
         top, peak = psutil.Process(proc.pid), 0
         while proc.poll() is None:
             peak = max(peak, _tree_rss(top))
@@ -107,33 +116,26 @@ def best_rung(result: dict) -> tuple[str, float]:
     return best["name"], float(best["metrics"]["test"]["accuracy"])
 
 
-def full_run(tmp: Path, rows: int, target_s: float, target_mib: float) -> dict:
-    csv = write_data(tmp, rows)
-    project = write_project(tmp / f"run-{rows}", csv)
-    wall, mib = timed([str(FLYWHEEL), "run", str(project)])
-    result = stored_run(project)
-    timings = result.get("timings", {})
-    parts = " · ".join(f"{k} {v:.1f} s" for k, v in timings.items())
-    print(f"\n# flywheel run, make_classification {rows:,} x 30, 3 classes, 2 cores")
-    print(
-        f"  wall {wall:6.1f} s (target < {target_s:.0f} s)   peak memory, all processes {mib:,.0f} MiB "
-        f"(target < {target_mib:,.0f} MiB)"
-    )
-    print(f"  where the time goes: {parts}")
-    curve = (result.get("diagnosis") or {}).get("curve") or {}
-    for note in curve.get("notes", []):
-        print(f"  curve note: {note}")
-    name, test = best_rung(result)
-    print(f"  best rung on validation: {name}, test accuracy {test:.4f}")
-    return {"project": project, "csv": csv, "wall": wall, "timings": timings, "best": name, "test": test}
+def task_seconds(result: dict) -> dict[str, float]:
+    """The ladder-and-candidates stage's task seconds by role: fitting, timing latency, the rest."""
+    out: dict[str, float] = {}
+    for e in result["evaluations"]:
+        systems = e.get("systems") or {}
+        role = "candidates" if e.get("role") == "candidate" else "ladder"
+        wall, fit = systems.get("wall_time_s", 0.0), systems.get("fit_time_s", 0.0)
+        timing = systems.get("latency_timing_s", 0.0)
+        for part, value in (("fit", fit), ("latency timing", timing), ("rest", wall - fit - timing)):
+            out[f"{role} tasks: {part}"] = out.get(f"{role} tasks: {part}", 0.0) + max(value, 0.0)
+    return out
 
 
 def external(code: str, *args: str, ext: bool = True) -> dict | None:
-    """Run ``code`` in a process of its own, seeing .bench-ext (FLAML, LazyPredict) with ``ext``;
-    its last line is JSON. None when .bench-ext is needed and missing, or the code failed."""
+    """Run ``code`` in a process of its own with the anchors' threads pinned, seeing .bench-ext
+    (FLAML, LazyPredict) with ``ext``; its last line is JSON. None when .bench-ext is needed and
+    missing, or the code failed."""
     if ext and not EXT.exists():
         return None
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", **({"PYTHONPATH": str(EXT)} if ext else {})}
+    env = {**os.environ, **THREADS, "PYTHONWARNINGS": "ignore", **({"PYTHONPATH": str(EXT)} if ext else {})}
     shown = subprocess.run(
         [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=False
     )
@@ -144,13 +146,25 @@ def external(code: str, *args: str, ext: bool = True) -> dict | None:
 
 
 SPLIT = """
-import json, sys, numpy as np
+import json, sys, time, numpy as np
 from flywheel.data import load_dataset, split_dataset
 from flywheel.project import load_project
 project = load_project(sys.argv[1])
 ds = load_dataset(project.data, project.root)
 split = split_dataset(ds, project.data.split)
 """
+
+BOOSTED = (
+    SPLIT
+    + """
+from sklearn.ensemble import HistGradientBoostingClassifier
+X, y = ds.X.to_numpy(dtype=float), np.asarray(ds.y)
+start = time.perf_counter()
+model = HistGradientBoostingClassifier(max_iter=200, early_stopping=False, random_state=0)
+model.fit(X[split.train], y[split.train])
+print(json.dumps({"seconds": time.perf_counter() - start}))
+"""
+)
 
 FLAML = (
     SPLIT
@@ -169,7 +183,6 @@ print(json.dumps({"test": test, "best": automl.best_estimator}))
 LAZY = (
     SPLIT
     + """
-import time
 from lazypredict.Supervised import LazyClassifier
 start = time.perf_counter()
 LazyClassifier(verbose=0, ignore_warnings=True).fit(
@@ -181,7 +194,6 @@ print(json.dumps({"seconds": time.perf_counter() - start}))
 LADDER = (
     SPLIT
     + """
-import time
 from flywheel.pipeline import run
 start = time.perf_counter()
 run(project.root, save=False, report=False, candidates=False, diagnose=False)
@@ -190,13 +202,56 @@ print(json.dumps({"seconds": time.perf_counter() - start}))
 )
 
 
-def versus_flaml(run: dict) -> None:
-    ladder = run["timings"].get("ladder and candidates", run["wall"])
-    budget = 4 * ladder
-    print(
-        f"\n# FLAML given 4x the run's ladder time ({budget:.0f} s), fitted on train, "
-        "validated on valid, scored on test: the run's split"
+def full_runs(tmp: Path, csv: Path, rows: int, rounds: int, figures: Figures) -> dict:
+    """``rounds`` interleaved rounds of `flywheel run` (a fresh project each) and the boosted-fit
+    anchor; the figures, and the last round's stored run."""
+    walls, mibs, anchors, stages = [], [], [], []
+    for r in range(rounds):
+        project = write_project(tmp / f"run-{rows}-{r}", csv)
+        first, second = ("run", "anchor") if r % 2 == 0 else ("anchor", "run")
+        for which in (first, second):
+            if which == "run":
+                wall, mib = timed([str(FLYWHEEL), "run", str(project)])
+                walls.append(wall)
+                mibs.append(mib)
+            else:
+                shown = external(BOOSTED, str(project), ext=False)
+                if shown is None:
+                    raise SystemExit("the boosted-trees anchor failed")
+                anchors.append(shown["seconds"])
+        result = stored_run(project)
+        stages.append({**result.get("timings", {}), **task_seconds(result)})
+    size = f"{rows:,} x 30, 3 classes"
+    figures.add(
+        f"flywheel run, {size} (CLI, end to end)",
+        walls,
+        anchor="one HistGradientBoosting fit (200 rounds, train rows, 2 threads)",
+        anchor_values=anchors,
+        target="< 60 s" if rows <= 100_000 else "< 300 s",
+        met=statistics.median(walls) < (60 if rows <= 100_000 else 300),
     )
+    figures.add(
+        f"flywheel run, {size}: peak memory, all processes",
+        mibs,
+        "MiB",
+        target="< 4,096 MiB",
+        met=statistics.median(mibs) < 4096,
+    )
+    for stage in stages[-1]:
+        values = [s.get(stage, 0.0) for s in stages]
+        unit = "task s" if "tasks:" in stage else "s"
+        figures.add(f"where the time goes: {stage}", values, unit)
+    result = stored_run(project)
+    for note in ((result.get("diagnosis") or {}).get("curve") or {}).get("notes", []):
+        print(f"  curve note: {note}")
+    name, test = best_rung(result)
+    ladder = statistics.median(s.get("ladder and candidates", 0.0) for s in stages)
+    return {"project": project, "ladder": ladder, "best": name, "test": test}
+
+
+def versus_flaml(run: dict, figures: Figures) -> None:
+    budget = 4 * run["ladder"]
+    print(f"\n# FLAML given 4x the run's ladder time ({budget:.0f} s) on the run's split (one round)")
     if not EXT.exists():
         print("  FLAML not installed (make bench installs it into .bench-ext)")
         return
@@ -204,62 +259,79 @@ def versus_flaml(run: dict) -> None:
     if shown is None:
         return
     gap = (shown["test"] - run["test"]) * 100
-    print(
-        f"  FLAML ({shown['best']}) test accuracy {shown['test']:.4f}; best rung {run['best']} "
-        f"{run['test']:.4f}; FLAML ahead by {gap:+.2f} points (target: at most 0.5)"
+    figures.add(
+        f"FLAML ({shown['best']}, {shown['test']:.4f}) ahead of the best rung ({run['best']}, "
+        f"{run['test']:.4f}), test accuracy",
+        [gap],
+        "points",
+        target="<= 0.5 points",
+        met=gap <= 0.5,
     )
 
 
-def versus_lazypredict(tmp: Path, source: Path, rounds: int) -> None:
+def versus_lazypredict(tmp: Path, source: Path, rounds: int, figures: Figures) -> None:
     small = pd.read_csv(source).sample(10_000, random_state=0)
     csv = tmp / "small.csv"
     small.to_csv(csv, index=False)
     project = write_project(tmp / "small", csv)
-    print(
-        f"\n# 10,000 rows, the same split for both, {rounds} interleaved rounds (library calls, "
-        "each in a fresh process; imports not timed)"
-    )
-    ours, theirs = [], []
-    for _ in range(rounds):
-        mine = external(LADDER, str(project), ext=False)
-        if mine is None:
-            raise SystemExit("flywheel's ladder failed on the 10,000 rows")
-        ours.append(mine["seconds"])
-        lazy = external(LAZY, str(project))
-        if lazy is not None:
-            theirs.append(lazy["seconds"])
-    print(
-        f"  flywheel ladder (with intervals)  median {np.median(ours):6.2f} s "
-        f"(range {min(ours):.2f}–{max(ours):.2f})"
-    )
-    if not theirs:
-        print("  LazyPredict not installed or failed (make bench installs it into .bench-ext)")
+    print(f"\n# 10,000 rows, the same split for both, {rounds} interleaved rounds")
+    if not EXT.exists():
+        print("  LazyPredict not installed (make bench installs it into .bench-ext)")
         return
-    ratios = [t / o for t, o in zip(theirs, ours, strict=True)]
-    print(
-        f"  LazyPredict LazyClassifier        median {np.median(theirs):6.2f} s "
-        f"(range {min(theirs):.2f}–{max(theirs):.2f})"
-    )
-    print(
-        f"  ladder is {np.median(ratios):.1f}x faster (range {min(ratios):.1f}–{max(ratios):.1f}x; "
-        "target >= 10x)"
-    )
+    lib: dict[str, list[float]] = {"ours": [], "theirs": []}
+    cli: dict[str, list[float]] = {"ours": [], "theirs": []}
+    lazy_script = tmp / "lazy.py"
+    lazy_script.write_text(LAZY)
+    lazy_env = {**os.environ, **THREADS, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(EXT)}
+    for r in range(rounds):
+        steps = [
+            lambda: lib["ours"].append(_seconds(external(LADDER, str(project), ext=False))),
+            lambda: lib["theirs"].append(_seconds(external(LAZY, str(project)))),
+            lambda: cli["ours"].append(timed([str(FLYWHEEL), "baselines", str(project), "--json"])[0]),
+            lambda: cli["theirs"].append(
+                timed([sys.executable, str(lazy_script), str(project)], lazy_env)[0]
+            ),
+        ]
+        for step in steps[r % 4 :] + steps[: r % 4]:
+            step()
+    for what, times in (("library call, imports not timed", lib), ("command, end to end", cli)):
+        figures.add(
+            f"ladder on 10,000 rows ({what})",
+            times["ours"],
+            anchor="LazyPredict LazyClassifier",
+            anchor_values=times["theirs"],
+            target="<= 0.1x (10x faster)",
+            met=spread([o / t for o, t in zip(times["ours"], times["theirs"], strict=True)])[0] <= 0.1,
+        )
+
+
+def _seconds(shown: dict | None) -> float:
+    if shown is None:
+        raise SystemExit("a 10,000-row contender failed")
+    return float(shown["seconds"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--big", type=int, default=1_000_000, help="rows of the large run (0: skip)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--big", type=int, default=0, help="rows of a large run, one round (0: none)")
     parser.add_argument("--lazy-rounds", type=int, default=3)
+    Figures.add_arguments(parser)
     args = parser.parse_args()
     # The ladder's boosting is scikit-learn's unless LightGBM is installed; keep it so here.
     os.environ.setdefault("FLYWHEEL_BOOSTING", "sklearn")
+    figures = Figures("full_run", args.json)
     tmp = Path(tempfile.mkdtemp(prefix="flywheel-full-run-"))
-    run = full_run(tmp, args.rows, 60, 4096)
-    versus_flaml(run)
-    versus_lazypredict(tmp, run["csv"], args.lazy_rounds)
+    csv = write_data(tmp, args.rows)
+    print(f"# flywheel run, make_classification {args.rows:,} x 30, 3 classes, {args.rounds} rounds")
+    run = full_runs(tmp, csv, args.rows, args.rounds, figures)
+    versus_flaml(run, figures)
+    versus_lazypredict(tmp, csv, args.lazy_rounds, figures)
     if args.big:
-        full_run(tmp, args.big, 300, 4096)
+        print(f"\n# flywheel run, {args.big:,} rows, one round")
+        full_runs(tmp, write_data(tmp, args.big), args.big, 1, figures)
+    figures.write()
 
 
 if __name__ == "__main__":
