@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean browser postgres
+.PHONY: demo test lint bench clean browser postgres wrk
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,8 +52,13 @@ $(BENCH_EXT)/.installed: Makefile
 
 # wrk, the native load generator of the serving benchmark, from Debian's packages where missing
 # (the benchmark falls back to a Python load generator, and says so, where it cannot be installed).
-bench: $(STAMP) $(BENCH_EXT)/.installed
-	command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null 2>&1; } || true
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "wrk not found: the serving benchmark uses its Python load generator (apt-get install wrk)"; fi; }
+
+bench: $(STAMP) $(BENCH_EXT)/.installed wrk
 	$(BIN)/python benchmarks/run.py
 
 clean:
