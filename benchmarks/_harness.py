@@ -123,7 +123,7 @@ class Figure:
         """The figure as one printed line: median (range) unit, and the ratio to its anchor."""
         text = f"{self.name}: {_num(self.median)} {self.unit} ({_num(self.low)}–{_num(self.high)})"
         if (r := self.ratio()) is not None:
-            text += f"  = {r[0]:.2f}x {self.anchor} ({r[1]:.2f}–{r[2]:.2f})"
+            text += f"  = {_num(r[0])}x {self.anchor} ({_num(r[1])}–{_num(r[2])})"
         if self.target:
             text += (
                 f"  [target {self.target}: {'met' if self.met else 'missed' if self.met is False else '?'}]"
