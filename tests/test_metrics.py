@@ -267,13 +267,41 @@ def test_coarse_auc_interval_matches_the_exact_bootstrap() -> None:
     assert coarse.low < coarse.value < coarse.high  # type: ignore[operator]
 
 
-def test_m_out_of_n_interval_has_the_right_width() -> None:
+def test_binned_mean_interval_has_the_right_width() -> None:
+    """Past ``max_rows`` a mean of per-row values is bootstrapped over bins of its values."""
     rng = np.random.default_rng(6)
     n = 200_000
     err = rng.normal(size=n)
     est = score(np.zeros(n), err, metrics=["mae"], n_resamples=300, max_rows=20_000)["mae"]
-    assert est.note is not None and "m-out-of-n" in est.note
+    assert est.note is not None and "binned bootstrap of the mean" in est.note
     se = np.std(np.abs(err)) / np.sqrt(n)
+    assert est.high - est.low == pytest.approx(2 * 1.96 * se, rel=0.2)  # type: ignore[operator]
+
+
+def test_exact_median_interval_has_the_right_width() -> None:
+    """Past ``max_rows`` a median's interval comes from its exact bootstrap distribution."""
+    rng = np.random.default_rng(6)
+    n = 200_000
+    err = rng.normal(size=n)
+    est = score(np.zeros(n), err, metrics=["median_ae"], n_resamples=300, max_rows=20_000)["median_ae"]
+    assert est.note is not None and "exact bootstrap distribution of the median" in est.note
+    density = 2 * stats.norm.pdf(stats.norm.ppf(0.75))  # of |err| at its median
+    se = 1 / (2 * density * np.sqrt(n))
+    assert est.high - est.low == pytest.approx(2 * 1.96 * se, rel=0.2)  # type: ignore[operator]
+
+
+def test_m_out_of_n_interval_has_the_right_width() -> None:
+    """Past ``max_rows`` R² is bootstrapped on a subsample (its width: the delta method's)."""
+    rng = np.random.default_rng(6)
+    n = 200_000
+    y = rng.normal(size=n)
+    pred = y + 0.5 * rng.normal(size=n)
+    est = score(y, pred, metrics=["r2"], n_resamples=300, max_rows=20_000)["r2"]
+    assert est.note is not None and "m-out-of-n" in est.note
+    err, centred = y - pred, y - y.mean()
+    r2 = 1 - np.sum(err**2) / np.sum(centred**2)
+    influence = (-(err**2) + (1 - r2) * centred**2) / np.mean(centred**2)  # R²'s, per row
+    se = np.std(influence) / np.sqrt(n)
     assert est.high - est.low == pytest.approx(2 * 1.96 * se, rel=0.2)  # type: ignore[operator]
 
 

@@ -257,7 +257,8 @@ def test_batches_are_bounded_and_the_rows_kept_too(tmp_path: Path, monkeypatch: 
         **OPTIONS,
     )
     assert max(seen) <= 700 and sum(seen) == N and len(seen) >= N // 700
-    assert streams[0].buffer is None and len(streams[0].samples[6].index) == MAX_ROWS  # log_loss's subsample
+    assert streams[0].buffer is None and len(streams[0].samples[8].index) == MAX_ROWS  # ece's subsample
+    assert 6 not in streams[0].samples  # log_loss, a mean, keeps bins of its values instead of rows
 
 
 def test_dask_partitions_merge_to_the_same_scores() -> None:
@@ -277,9 +278,13 @@ def test_dask_partitions_merge_to_the_same_scores() -> None:
 def test_documented_approximations_say_so() -> None:
     columns = binary()
     truth, pred, s = columns["label"], columns["prediction"], columns["score"]
-    expected = score(truth, pred, s, ["log_loss"], **OPTIONS)["log_loss"]
+    names = ["log_loss", "ece"]
+    expected_both = score(truth, pred, s, names, **OPTIONS)
     batches = ((truth[i : i + 900], pred[i : i + 900], s[i : i + 900]) for i in range(0, N, 900))
-    got = score_batches(batches, ["log_loss"], classes=[0, 1], **OPTIONS)["log_loss"]  # length unknown
+    got_both = score_batches(batches, names, classes=[0, 1], **OPTIONS)  # length unknown
+    # A mean's bins need no row count: the same interval as score()'s, with no caveat about it.
+    assert_same(Scores({"log_loss": expected_both["log_loss"]}), Scores({"log_loss": got_both["log_loss"]}))
+    expected, got = expected_both["ece"], got_both["ece"]  # ECE: score()'s subsample is not known
     assert got.value == pytest.approx(expected.value, rel=1e-12)
     assert got.note is not None and "uniform subsample, not score()'s" in got.note
     assert abs(got.high - got.low) == pytest.approx(expected.high - expected.low, rel=0.3)  # type: ignore[operator]

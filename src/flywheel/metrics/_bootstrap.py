@@ -11,9 +11,14 @@ into (see :mod:`flywheel.metrics._cells`):
 - binary ROC AUC / average precision over many distinct scores: resample a
   grid of quantile bins of the scores and apply the resampled *deviations* to
   the exact estimate.
-- more rows than ``max_rows``: bootstrap a random subsample of ``max_rows``
-  rows and shrink the deviations by sqrt(m/n) (the m-out-of-n bootstrap,
-  valid for the smooth statistics used here), centred on the exact estimate.
+- a mean of per-row values (log loss, Brier, MAE, MSE, RMSE, MAPE, pinball)
+  over more than ``max_rows`` rows and many distinct values: resample bins of
+  the values as cells, the spread within them as a normal (:mod:`._means`):
+  the bootstrap's own mean and variance, at the cost of a pass over the rows.
+- other metrics over more rows than ``max_rows``: bootstrap a random subsample
+  of ``max_rows`` rows and shrink the deviations by sqrt(m/n) (the m-out-of-n
+  bootstrap, valid for the smooth statistics used here), centred on the exact
+  estimate.
 
 Intervals are percentile intervals; BCa (bias-corrected and accelerated) is
 used where its jackknife is cheap: exact cell resampling over few cells, where

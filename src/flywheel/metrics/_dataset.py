@@ -9,7 +9,9 @@ statistics of :mod:`flywheel.metrics._stream`, and the estimates are computed fr
   (log loss, Brier, MAE, MSE, RMSE, MAPE, pinball, R², ECE on continuous data) and average
   precision over spilled scores, which sum in another order (within about 1e-15 relative);
 - intervals: the same resamples (label metrics: multinomial draws of the confusion cells; ranking
-  metrics: of the exact or binned score cells; per-row metrics: of their distinct values, or
+  metrics: of the exact or binned score cells; means of per-row values: of their distinct values,
+  or of the same bins of their values; the median absolute error: of its distinct values, or the
+  same order statistics, taken from the sorted runs; other per-row metrics: of their distinct values, or
   ``score``'s own subsample of ``max_rows`` rows, picked by row number), so the same interval up to
   the last bits of the point. Two cases are approximated and say so in the estimate's note: more
   than 45 classes (``score`` resamples rows there; here the cells, with the same distribution), and
@@ -21,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +42,19 @@ from flywheel.metrics._bootstrap import (
 )
 from flywheel.metrics._cells import Cells, unique_rows
 from flywheel.metrics._confusion import label_metric, label_metrics
-from flywheel.metrics._engine import Estimate, Method, Scores, _estimate_group, _uncollapsed, score
+from flywheel.metrics._engine import (
+    Estimate,
+    Method,
+    Scores,
+    _estimate_group,
+    _uncollapsed,
+    binned_mean,
+    exact_median,
+    score,
+)
 from flywheel.metrics._inputs import _infer_task, _known_classes, _resolve_metrics, _unique_sorted
+from flywheel.metrics._means import is_mean
+from flywheel.metrics._median import order_statistics
 from flywheel.metrics._ranking import auc_from_cells, average_precision_from_cells
 from flywheel.metrics._registry import MetricRef
 from flywheel.metrics._statistics import Prepared, build_cells, confusion_spec
@@ -127,8 +141,9 @@ def score_batches(
         Every class label (required for classification: a batch may lack some).
     n_rows
         The number of rows the batches hold, when known. With it, per-row metrics with many
-        distinct values (and multiclass ranking metrics) are bootstrapped on ``score``'s own
-        subsample; without it, on a uniform subsample of as many rows, as their note says.
+        distinct values other than means and the median (R², ECE; and multiclass ranking metrics) are
+        bootstrapped on ``score``'s own subsample; without it, on a uniform subsample of as many
+        rows, as their note says.
     confidence, n_resamples, seed, method, max_rows
         As for :func:`flywheel.metrics.score`.
 
@@ -270,6 +285,11 @@ def _one(stream: Stream, i: int, ref: MetricRef, p: Prepared, found: _Found, o: 
     rng = np.random.default_rng([o.seed, i + 1])
     if full is not None and compressed(full, p.n):
         return _estimate_group([ref], [full], p, o.confidence, o.n_resamples, rng, o.method)[0]
+    if is_mean(ref):  # score()'s bins of the values, merged batch by batch
+        return binned_mean(ref, stream.keyed[i].mean_bins(), o.confidence, o.n_resamples, rng)
+    if ref.metric.name == "median_ae":  # score()'s order statistics, from the sorted runs
+        order = partial(order_statistics, stream.keyed[i].runs.chunks)
+        return exact_median(ref, p.n, order, o.confidence, o.n_resamples)
     if coarse is not None:
         plan = ResamplePlan(coarse, coarse.value(), 1.0, False, f"resampled on {RANKING_BINS} score bins")
     else:

@@ -25,13 +25,17 @@ from flywheel.metrics._bootstrap import (
 from flywheel.metrics._cells import CellFn, Cells
 from flywheel.metrics._confusion import label_metrics
 from flywheel.metrics._inputs import prepare
+from flywheel.metrics._means import MeanBins, is_mean, maybe_few, mean_bins
+from flywheel.metrics._median import MEDIAN_LABEL, OrderStatistics, median_interval, partitioned
 from flywheel.metrics._registry import MetricRef
-from flywheel.metrics._statistics import Prepared, build_cells, confusion_spec, wilson_interval
+from flywheel.metrics._statistics import Prepared, build_cells, confusion_spec, row_keys, wilson_interval
 
 __all__ = [
     "Estimate",
     "Method",
     "Scores",
+    "binned_mean",
+    "exact_median",
     "score",
 ]
 
@@ -120,6 +124,11 @@ def _estimate_one(
     def build(prep: Prepared, bins: int | None) -> Cells:
         return build_cells(ref, prep, bins=bins)
 
+    # Many rows: a mean's bootstrap over bins of its values, a median's from its order statistics.
+    by_values = p.n > max_rows and (is_mean(ref) or ref.metric.name == "median_ae")
+    values = row_keys(ref, p)[0] if by_values else None
+    if values is not None and not maybe_few(values):  # many distinct values: no sort to count them
+        return _from_values(ref, values, confidence, n_resamples, rng)
     full = build(p, None)
     point = full.value()
     if ref.metric.name == "max_error":
@@ -137,6 +146,8 @@ def _estimate_one(
         return Estimate(ref.name, point, None, None, p.n, confidence, "none")
     if compressed(full, p.n):
         return _estimate_group([ref], [full], p, confidence, n_resamples, rng, method)[0]
+    if values is not None:
+        return _from_values(ref, values, confidence, n_resamples, rng)
     coarsen = ref.metric.family == "ranking" and p.k == 2
     plan = resample_plan(build, full, p, point, max_rows, rng, coarsen)
     draws = point + plan.scale * (resampled([plan.cells], n_resamples, rng)[0] - plan.center)
@@ -145,6 +156,39 @@ def _estimate_one(
     return Estimate(
         ref.name, point, low, high, p.n, confidence, used, interval_note(p.n, low, high, plan.label or None)
     )
+
+
+def _from_values(
+    ref: MetricRef, values: np.ndarray, confidence: float, n_resamples: int, rng: np.random.Generator
+) -> Estimate:
+    if is_mean(ref):
+        return binned_mean(ref, mean_bins(values), confidence, n_resamples, rng)
+    return exact_median(ref, len(values), partitioned(values), confidence, n_resamples)
+
+
+def exact_median(
+    ref: MetricRef, n: int, order: OrderStatistics, confidence: float, n_resamples: int
+) -> Estimate:
+    """A median's estimate with the percentile interval of its exact bootstrap distribution (``_median``)."""
+    point, low, high = median_interval(n, confidence, order)
+    if n_resamples == 0:
+        return Estimate(ref.name, point, None, None, n, confidence, "none")
+    note = interval_note(n, low, high, MEDIAN_LABEL)
+    return Estimate(ref.name, point, low, high, n, confidence, "percentile", note)
+
+
+def binned_mean(
+    ref: MetricRef, bins: MeanBins, confidence: float, n_resamples: int, rng: np.random.Generator
+) -> Estimate:
+    """A mean's estimate from the bins of its per-row values (see ``_means``): a percentile interval."""
+    root = ref.metric.name == "rmse"
+    point = bins.value(root)
+    if n_resamples == 0 or not bins.finite():
+        return Estimate(ref.name, point, None, None, bins.n, confidence, "none")
+    draws = bins.draws(n_resamples, rng, root)
+    low, high, used = bootstrap_interval(point, draws, confidence, None)
+    note = interval_note(bins.n, low, high, bins.label)
+    return Estimate(ref.name, point, low, high, bins.n, confidence, used, note)
 
 
 def score(
@@ -182,7 +226,10 @@ def score(
     method
         ``"bca"`` (where cheap, else percentile) or ``"percentile"``.
     max_rows
-        Above this many rows, metrics over many cells use the m-out-of-n bootstrap.
+        Above this many rows, a mean of per-row values over many distinct values (log loss,
+        Brier, MAE, MSE, RMSE, MAPE, pinball) is bootstrapped over bins of its values, the median
+        absolute error from its order statistics, and other metrics over many cells use the
+        m-out-of-n bootstrap; the estimate's note says so.
 
     Raises
     ------

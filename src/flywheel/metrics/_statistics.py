@@ -196,26 +196,30 @@ def row_keys(ref: MetricRef, p: Prepared) -> tuple[np.ndarray, MakeFn]:
             correct = (p.proba.argmax(axis=1) == p.true).astype(float)
             return np.column_stack([confidence, correct]), _ece_fn
         if name == "log_loss":
-            return -np.log(np.clip(p.proba[rows, p.true], _EPS, 1 - _EPS)), _mean
+            chosen = p.proba[rows, p.true]  # a new array: worked on in place (no 8 MB temporaries)
+            np.clip(chosen, _EPS, 1 - _EPS, out=chosen)
+            return np.negative(np.log(chosen, out=chosen), out=chosen), _mean
         if p.k == 2:  # scikit-learn's binary Brier score: the positive class's squared error
-            return (p.proba[:, 1] - (p.true == 1)) ** 2, _mean
+            err = p.proba[:, 1] - (p.true == 1)
+            return np.multiply(err, err, out=err), _mean
         onehot = np.zeros_like(p.proba)
         onehot[rows, p.true] = 1.0
         return ((p.proba - onehot) ** 2).sum(axis=1), _mean
     assert p.pred is not None
-    err = p.true - p.pred
+    err = p.true - p.pred  # a new array: worked on in place (no 8 MB temporaries per million rows)
     if name == "r2":
         return np.column_stack([p.true, err]), _r2_fn
-    if name == "mae":
-        return np.abs(err), _mean
     if name in ("mse", "rmse"):
-        return err * err, _root_mean if name == "rmse" else _mean
-    if name == "mape":
-        return np.abs(err) / np.maximum(np.abs(p.true), _EPS), _mean
+        return np.multiply(err, err, out=err), _root_mean if name == "rmse" else _mean
     if name == "pinball":
         q = ref.q if ref.q is not None else 0.5
-        return np.where(err >= 0, q * err, (q - 1) * err), _mean
-    return np.abs(err), _median_fn if name == "median_ae" else _max_fn
+        below = (q - 1) * err  # the loss where err < 0; q * err where err >= 0: the larger of the two
+        return np.maximum(np.multiply(err, q, out=err), below, out=err), _mean
+    np.abs(err, out=err)
+    if name == "mape":
+        scale = np.abs(p.true)
+        return np.divide(err, np.maximum(scale, _EPS, out=scale), out=err), _mean
+    return err, _mean if name == "mae" else _median_fn if name == "median_ae" else _max_fn
 
 
 def _keyed(ref: MetricRef, p: Prepared) -> Cells:

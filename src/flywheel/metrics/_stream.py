@@ -3,8 +3,9 @@
 A :class:`Stream` keeps, in memory bounded by the batch and the constants below: the confusion
 counts; each class column's distinct scores with negative and positive counts (exact AUC needs
 them all), spilled past ``RUN_CAP`` to sorted run files a k-way merge reads back; a per-row
-metric's distinct keys and counts while at most ``KEY_CAP``, then its sums (median: spilled runs);
-and the rows ``score`` would bootstrap (all while few, else its own subsample, by row number).
+metric's distinct keys and counts while at most ``KEY_CAP``, then its sums (median: spilled runs;
+a mean also its bins, ``_means``); and the rows ``score`` would bootstrap (all while few, else its
+own subsample, by row number).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from flywheel.metrics._bootstrap import MULTINOMIAL_CELLS
 from flywheel.metrics._cells import CellFn, Cells, unique_rows
 from flywheel.metrics._confusion import confusion_counts
 from flywheel.metrics._inputs import _show, prepare
+from flywheel.metrics._means import MeanBins, MeanStats, is_mean
+from flywheel.metrics._median import order_statistics
 from flywheel.metrics._ranking import auc_from_cells, average_precision_from_cells
 from flywheel.metrics._registry import MetricRef
 from flywheel.metrics._statistics import ECE_BINS, Prepared, row_keys
@@ -223,6 +226,7 @@ class Keyed:
         self.parts: list[Hist] | None = []
         self.partials: list[np.ndarray] = []
         self.runs = Runs(1, spill=spill)
+        self.stats: MeanStats | None = None  # a mean's bins, for its bootstrap (see _means)
 
     def add(self, keys: np.ndarray, make_fn: Callable[[np.ndarray], Any]) -> None:
         """Add a batch's per-row keys."""
@@ -233,6 +237,8 @@ class Keyed:
             self._keep([hist])  # type: ignore[list-item]
         if kind == "mean":
             self._sum(np.array([keys.sum()]))
+            self.stats = self.stats or MeanStats()
+            self.stats.add(keys)
         elif kind == "r2":
             y, e = keys[:, 0], keys[:, 1]
             self._sum(np.array([y.sum(), (y * y).sum(), (e * e).sum()]))
@@ -270,6 +276,14 @@ class Keyed:
         self.partials += other.partials
         self.top = max(self.top, other.top)
         self.runs.merge(other.runs)
+        if other.stats is not None:
+            self.stats = self.stats or MeanStats()
+            self.stats.merge(other.stats)
+
+    def mean_bins(self) -> MeanBins:
+        """A mean's bins, as ``score`` makes them from all the rows at once."""
+        assert self.stats is not None
+        return self.stats.bins(float(self._total()[0]))
 
     def histogram(self) -> Hist | None:
         """The distinct keys (in ``score``'s order) and their counts, when still kept."""
@@ -296,13 +310,8 @@ class Keyed:
 
 def _median(runs: Runs, n: int) -> float:
     """``score``'s median of the keys (the mean of the two middle ones for an even count)."""
-    targets, found, seen = [(n - 1) // 2, n // 2], [], 0
-    for keys, counts in runs.chunks():
-        cum = seen + np.cumsum(counts[:, 0])
-        while targets and cum[-1] > targets[0]:
-            found.append(float(keys[int(np.argmax(cum > targets.pop(0)))]))
-        seen = int(cum[-1])
-    return (found[0] + found[1]) / 2
+    found = order_statistics(runs.chunks, [(n - 1) // 2, n // 2])
+    return float(found[0] + found[1]) / 2
 
 
 def _no_rows() -> np.ndarray:
@@ -317,6 +326,8 @@ def counted(n_cells: int, fn: CellFn, counts: np.ndarray) -> Cells:
 def needs_sample(ref: MetricRef, k: int) -> bool:
     """Whether ``score`` may bootstrap this metric on a subsample of rows (not on merged cells)."""
     family, name = ref.metric.family, ref.metric.name
+    if is_mean(ref) or name == "median_ae":  # bins of its values, or its order statistics: they merge
+        return False
     return (family in ("proba", "regression") and name != "max_error") or (family == "ranking" and k > 2)
 
 
