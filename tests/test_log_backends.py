@@ -22,6 +22,7 @@ from flywheel.prediction_log import (
     PredictionRecord,
     ShadowRecord,
     connect,
+    new_ids,
     read_feedback,
     read_labels,
     read_outcomes,
@@ -108,6 +109,17 @@ def test_what_is_written_reads_back_through_every_reader(log_at: Any) -> None:
     [outcome] = read_outcomes(log_at, ids=["p0002"])
     assert outcome["name"] == "refund" and outcome["value"] == 1.0
     assert read_outcomes(log_at, ids=["p0001"]) == []
+
+
+def test_new_ids_grow_with_time_and_stay_unique_and_unguessable() -> None:
+    """The log's key appends at the index's right edge (time first), with 80 random bits after it."""
+    first = new_ids(1000)
+    time.sleep(0.002)
+    later = new_ids(3)
+    assert all(len(i) == 32 and int(i, 16) >= 0 and i == i.lower() for i in first + later)
+    assert len(set(first + later)) == 1003
+    assert max(first) < min(later)  # a later millisecond sorts after
+    assert len({i[12:] for i in first}) == 1000  # the random part differs within one batch
 
 
 def test_retention_keeps_the_newest_rows_and_their_shadow_answers(log_at: Any) -> None:

@@ -25,7 +25,14 @@ from flywheel.prediction_log._read import (
     read_predictions,
     read_shadow,
 )
-from flywheel.prediction_log._records import LOG_NAME, LogFull, LogWriteError, PredictionRecord, ShadowRecord
+from flywheel.prediction_log._records import (
+    LOG_NAME,
+    LogFull,
+    LogWriteError,
+    PredictionRecord,
+    ShadowRecord,
+    new_ids,
+)
 from flywheel.prediction_log._writer import (
     ACK,
     FRAME,
@@ -60,6 +67,7 @@ __all__ = [
     "is_postgres",
     "log_exists",
     "main",
+    "new_ids",
     "pack_frame",
     "read_feedback",
     "read_labels",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from flywheel.evaluation import plain_value
-from flywheel.prediction_log import LogFull, LogWriteError, PredictionLog, PredictionRecord, in_conflict
+from flywheel.prediction_log import (
+    LogFull,
+    LogWriteError,
+    PredictionLog,
+    PredictionRecord,
+    in_conflict,
+    new_ids,
+)
 from flywheel.project import Project
 from flywheel.serving._acks import _acked, _durable, _log_refused
 from flywheel.serving._auth import _guard
@@ -176,7 +182,7 @@ async def _predict(service: _Service, request: Request) -> Any:
         batch, clean = _request_rows(payload, first[0].schema, service.opts.max_batch)
     except _Refused as exc:
         return _error(exc.status, str(exc))
-    ids = [uuid.uuid4().hex for _ in clean]
+    ids = new_ids(len(clean))  # time first: rows append at the index's right edge
     (current, runner), shadow = cast(first, service.state.second, _pilot_share(service.opts), ids[0])
     log = service.holder["log"]
     committed, ack = _acked(asyncio.get_running_loop())

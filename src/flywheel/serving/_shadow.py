@@ -19,7 +19,8 @@ what the answers leave.
 
 Pilot assignment is a pure function of the request's first prediction id (:func:`piloted`):
 the first 8 bytes of its SHA-256, read as a big-endian integer, below ``SHARE × 2**64``. Ids are
-random (uuid4), so the share holds in expectation, and anyone can recompute from the log which
+80 random bits after the time (:func:`flywheel.prediction_log.new_ids`), and the hash mixes
+all of them, so the share holds in expectation, and anyone can recompute from the log which
 model was due to answer each request.
 """
 
