@@ -290,14 +290,14 @@ def test_exact_median_interval_has_the_right_width() -> None:
     assert est.high - est.low == pytest.approx(2 * 1.96 * se, rel=0.2)  # type: ignore[operator]
 
 
-def test_m_out_of_n_interval_has_the_right_width() -> None:
-    """Past ``max_rows`` R² is bootstrapped on a subsample (its width: the delta method's)."""
+def test_binned_r2_interval_has_the_right_width() -> None:
+    """Past ``max_rows`` R² is bootstrapped over bins of its rows (its width: the delta method's)."""
     rng = np.random.default_rng(6)
     n = 200_000
     y = rng.normal(size=n)
     pred = y + 0.5 * rng.normal(size=n)
     est = score(y, pred, metrics=["r2"], n_resamples=300, max_rows=20_000)["r2"]
-    assert est.note is not None and "m-out-of-n" in est.note
+    assert est.note is not None and "binned bootstrap of R²" in est.note
     err, centred = y - pred, y - y.mean()
     r2 = 1 - np.sum(err**2) / np.sum(centred**2)
     influence = (-(err**2) + (1 - r2) * centred**2) / np.mean(centred**2)  # R²'s, per row

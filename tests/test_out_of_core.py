@@ -275,6 +275,22 @@ def test_dask_partitions_merge_to_the_same_scores() -> None:
     assert_same(expected, got)
 
 
+def test_dask_partitions_merge_r2_to_the_same_score() -> None:
+    """Each partition bins R²'s rows about its own first batch's mean target; merged, ``score``'s bins."""
+    dd = pytest.importorskip("dask.dataframe")
+    dask = pytest.importorskip("dask")
+    rng = np.random.default_rng(9)
+    y = np.sort(rng.lognormal(0.0, 1.0, N))  # sorted: the partitions' shifts lie far apart
+    columns = {"label": y, "prediction": y + rng.standard_t(3, N)}
+    frame = dd.from_pandas(pa.table(columns).to_pandas(), npartitions=7)
+    names = ["r2", "mse", "median_ae"]
+    expected = score(columns["label"], columns["prediction"], None, names, **OPTIONS)
+    assert "binned bootstrap of R²" in str(expected["r2"].note)
+    with dask.config.set(scheduler="synchronous"):
+        got = score_dataset(frame, label="label", prediction="prediction", metrics=names, **OPTIONS)
+    assert_same(expected, got)
+
+
 def test_documented_approximations_say_so() -> None:
     columns = binary()
     truth, pred, s = columns["label"], columns["prediction"], columns["score"]

@@ -15,6 +15,7 @@ into (see :mod:`flywheel.metrics._cells`):
   over more than ``max_rows`` rows and many distinct values: resample bins of
   the values as cells, the spread within them as a normal (:mod:`._means`):
   the bootstrap's own mean and variance, at the cost of a pass over the rows.
+  R² likewise, over bins of its squared errors and targets (:mod:`._r2`).
 - other metrics over more rows than ``max_rows``: bootstrap a random subsample
   of ``max_rows`` rows and shrink the deviations by sqrt(m/n) (the m-out-of-n
   bootstrap, valid for the smooth statistics used here), centred on the exact

@@ -9,11 +9,11 @@ statistics of :mod:`flywheel.metrics._stream`, and the estimates are computed fr
   (log loss, Brier, MAE, MSE, RMSE, MAPE, pinball, R², ECE on continuous data) and average
   precision over spilled scores, which sum in another order (within about 1e-15 relative);
 - intervals: the same resamples (label metrics: multinomial draws of the confusion cells; ranking
-  metrics: of the exact or binned score cells; means of per-row values: of their distinct values,
-  or of the same bins of their values; the median absolute error: of its distinct values, or the
-  same order statistics, taken from the sorted runs; other per-row metrics: of their distinct values, or
-  ``score``'s own subsample of ``max_rows`` rows, picked by row number), so the same interval up to
-  the last bits of the point. Two cases are approximated and say so in the estimate's note: more
+  metrics: of the exact or binned score cells; means of per-row values and R²: of their distinct
+  values, or of the same bins of their rows; the median absolute error: of its distinct values, or
+  the same order statistics, taken from the sorted runs; ECE: of its distinct values, or ``score``'s
+  own subsample of ``max_rows`` rows, picked by row number), so the same interval up to the last
+  bits of the point. Two cases are approximated and say so in the estimate's note: more
   than 45 classes (``score`` resamples rows there; here the cells, with the same distribution), and
   a stream of unknown length (a uniform subsample instead of ``score``'s).
 """
@@ -49,6 +49,7 @@ from flywheel.metrics._engine import (
     _estimate_group,
     _uncollapsed,
     binned_mean,
+    binned_r2,
     exact_median,
     score,
 )
@@ -140,10 +141,9 @@ def score_batches(
     classes
         Every class label (required for classification: a batch may lack some).
     n_rows
-        The number of rows the batches hold, when known. With it, per-row metrics with many
-        distinct values other than means and the median (R², ECE; and multiclass ranking metrics) are
-        bootstrapped on ``score``'s own subsample; without it, on a uniform subsample of as many
-        rows, as their note says.
+        The number of rows the batches hold, when known. With it, ECE over many distinct values
+        and multiclass ranking metrics are bootstrapped on ``score``'s own subsample; without it,
+        on a uniform subsample of as many rows, as their note says.
     confidence, n_resamples, seed, method, max_rows
         As for :func:`flywheel.metrics.score`.
 
@@ -287,6 +287,8 @@ def _one(stream: Stream, i: int, ref: MetricRef, p: Prepared, found: _Found, o: 
         return _estimate_group([ref], [full], p, o.confidence, o.n_resamples, rng, o.method)[0]
     if is_mean(ref):  # score()'s bins of the values, merged batch by batch
         return binned_mean(ref, stream.keyed[i].mean_bins(), o.confidence, o.n_resamples, rng)
+    if ref.metric.name == "r2":  # score()'s bins of the squared errors and targets, merged likewise
+        return binned_r2(ref, stream.keyed[i].r2_bins(), o.confidence, o.n_resamples, rng)
     if ref.metric.name == "median_ae":  # score()'s order statistics, from the sorted runs
         order = partial(order_statistics, stream.keyed[i].runs.chunks)
         return exact_median(ref, p.n, order, o.confidence, o.n_resamples)

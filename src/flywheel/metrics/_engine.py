@@ -7,8 +7,9 @@ other metric is resampled as ``_bootstrap`` plans it. Inputs are checked by
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -27,6 +28,7 @@ from flywheel.metrics._confusion import label_metrics
 from flywheel.metrics._inputs import prepare
 from flywheel.metrics._means import MeanBins, is_mean, maybe_few, mean_bins
 from flywheel.metrics._median import MEDIAN_LABEL, OrderStatistics, median_interval, partitioned
+from flywheel.metrics._r2 import R2Bins, r2_bins
 from flywheel.metrics._registry import MetricRef
 from flywheel.metrics._statistics import Prepared, build_cells, confusion_spec, row_keys, wilson_interval
 
@@ -35,6 +37,7 @@ __all__ = [
     "Method",
     "Scores",
     "binned_mean",
+    "binned_r2",
     "exact_median",
     "score",
 ]
@@ -124,10 +127,9 @@ def _estimate_one(
     def build(prep: Prepared, bins: int | None) -> Cells:
         return build_cells(ref, prep, bins=bins)
 
-    # Many rows: a mean's bootstrap over bins of its values, a median's from its order statistics.
-    by_values = p.n > max_rows and (is_mean(ref) or ref.metric.name == "median_ae")
-    values = row_keys(ref, p)[0] if by_values else None
-    if values is not None and not maybe_few(values):  # many distinct values: no sort to count them
+    # Many rows: a mean's and R²'s bootstrap over bins of the rows, a median's from its order statistics.
+    values = _row_values(ref, p) if p.n > max_rows else None
+    if values is not None and not all(maybe_few(v) for v in values):  # many distinct: no sort to count
         return _from_values(ref, values, confidence, n_resamples, rng)
     full = build(p, None)
     point = full.value()
@@ -158,12 +160,29 @@ def _estimate_one(
     )
 
 
+def _row_values(ref: MetricRef, p: Prepared) -> tuple[np.ndarray, ...] | None:
+    """What a metric bootstrapped over bins or order statistics is computed from: the per-row values
+    of a mean or the median, R²'s targets and predictions; None for other metrics."""
+    if is_mean(ref) or ref.metric.name == "median_ae":
+        return (row_keys(ref, p)[0],)
+    if ref.metric.name == "r2":
+        assert p.true is not None and p.pred is not None
+        return p.true, p.pred  # few distinct of each: few distinct (target, error) pairs
+    return None
+
+
 def _from_values(
-    ref: MetricRef, values: np.ndarray, confidence: float, n_resamples: int, rng: np.random.Generator
+    ref: MetricRef,
+    values: tuple[np.ndarray, ...],
+    confidence: float,
+    n_resamples: int,
+    rng: np.random.Generator,
 ) -> Estimate:
+    if ref.metric.name == "r2":
+        return binned_r2(ref, r2_bins(*values), confidence, n_resamples, rng)
     if is_mean(ref):
-        return binned_mean(ref, mean_bins(values), confidence, n_resamples, rng)
-    return exact_median(ref, len(values), partitioned(values), confidence, n_resamples)
+        return binned_mean(ref, mean_bins(values[0]), confidence, n_resamples, rng)
+    return exact_median(ref, len(values[0]), partitioned(values[0]), confidence, n_resamples)
 
 
 def exact_median(
@@ -182,11 +201,28 @@ def binned_mean(
 ) -> Estimate:
     """A mean's estimate from the bins of its per-row values (see ``_means``): a percentile interval."""
     root = ref.metric.name == "rmse"
-    point = bins.value(root)
+    draw = partial(bins.draws, n_resamples, rng, root)
+    return _binned(ref, bins, bins.value(root), draw, confidence, n_resamples)
+
+
+def binned_r2(
+    ref: MetricRef, bins: R2Bins, confidence: float, n_resamples: int, rng: np.random.Generator
+) -> Estimate:
+    """R²'s estimate from the bins of its rows (see ``_r2``): a percentile interval."""
+    return _binned(ref, bins, bins.value(), partial(bins.draws, n_resamples, rng), confidence, n_resamples)
+
+
+def _binned(
+    ref: MetricRef,
+    bins: MeanBins | R2Bins,
+    point: float,
+    draw: Callable[[], np.ndarray],
+    confidence: float,
+    n_resamples: int,
+) -> Estimate:
     if n_resamples == 0 or not bins.finite():
         return Estimate(ref.name, point, None, None, bins.n, confidence, "none")
-    draws = bins.draws(n_resamples, rng, root)
-    low, high, used = bootstrap_interval(point, draws, confidence, None)
+    low, high, used = bootstrap_interval(point, draw(), confidence, None)
     note = interval_note(bins.n, low, high, bins.label)
     return Estimate(ref.name, point, low, high, bins.n, confidence, used, note)
 
@@ -227,9 +263,10 @@ def score(
         ``"bca"`` (where cheap, else percentile) or ``"percentile"``.
     max_rows
         Above this many rows, a mean of per-row values over many distinct values (log loss,
-        Brier, MAE, MSE, RMSE, MAPE, pinball) is bootstrapped over bins of its values, the median
-        absolute error from its order statistics, and other metrics over many cells use the
-        m-out-of-n bootstrap; the estimate's note says so.
+        Brier, MAE, MSE, RMSE, MAPE, pinball) is bootstrapped over bins of its values, R² over
+        bins of its squared errors and targets, the median absolute error from its order
+        statistics, and other metrics over many cells use the m-out-of-n bootstrap; the
+        estimate's note says so.
 
     Raises
     ------

@@ -4,8 +4,8 @@ A :class:`Stream` keeps, in memory bounded by the batch and the constants below:
 counts; each class column's distinct scores with negative and positive counts (exact AUC needs
 them all), spilled past ``RUN_CAP`` to sorted run files a k-way merge reads back; a per-row
 metric's distinct keys and counts while at most ``KEY_CAP``, then its sums (median: spilled runs;
-a mean also its bins, ``_means``); and the rows ``score`` would bootstrap (all while few, else its
-own subsample, by row number).
+a mean also its bins, ``_means``; R² its bins, ``_r2``, for sums); and the rows ``score`` would
+bootstrap (all while few, else its own subsample, by row number).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from flywheel.metrics._confusion import confusion_counts
 from flywheel.metrics._inputs import _show, prepare
 from flywheel.metrics._means import MeanBins, MeanStats, is_mean
 from flywheel.metrics._median import order_statistics
+from flywheel.metrics._r2 import R2Bins, R2Stats
 from flywheel.metrics._ranking import auc_from_cells, average_precision_from_cells
 from flywheel.metrics._registry import MetricRef
 from flywheel.metrics._statistics import ECE_BINS, Prepared, row_keys
@@ -227,6 +228,7 @@ class Keyed:
         self.partials: list[np.ndarray] = []
         self.runs = Runs(1, spill=spill)
         self.stats: MeanStats | None = None  # a mean's bins, for its bootstrap (see _means)
+        self.r2: R2Stats | None = None  # R²'s (see _r2)
 
     def add(self, keys: np.ndarray, make_fn: Callable[[np.ndarray], Any]) -> None:
         """Add a batch's per-row keys."""
@@ -240,8 +242,8 @@ class Keyed:
             self.stats = self.stats or MeanStats()
             self.stats.add(keys)
         elif kind == "r2":
-            y, e = keys[:, 0], keys[:, 1]
-            self._sum(np.array([y.sum(), (y * y).sum(), (e * e).sum()]))
+            self.r2 = self.r2 or R2Stats()
+            self.r2.add(keys[:, 0], keys[:, 1])
         elif kind == "ece":
             b = np.minimum((keys[:, 0] * ECE_BINS).astype(np.int64), ECE_BINS - 1)
             self._sum(np.concatenate([np.bincount(b, keys[:, c], ECE_BINS) for c in (0, 1)]))
@@ -279,11 +281,19 @@ class Keyed:
         if other.stats is not None:
             self.stats = self.stats or MeanStats()
             self.stats.merge(other.stats)
+        if other.r2 is not None:
+            self.r2 = self.r2 or R2Stats()
+            self.r2.merge(other.r2)
 
     def mean_bins(self) -> MeanBins:
         """A mean's bins, as ``score`` makes them from all the rows at once."""
         assert self.stats is not None
         return self.stats.bins(float(self._total()[0]))
+
+    def r2_bins(self) -> R2Bins:
+        """R²'s bins, as ``score`` makes them from all the rows at once."""
+        assert self.r2 is not None
+        return self.r2.bins()
 
     def histogram(self) -> Hist | None:
         """The distinct keys (in ``score``'s order) and their counts, when still kept."""
@@ -298,11 +308,10 @@ class Keyed:
         kind = self.kind
         if kind in ("max", "median"):
             return self.top if kind == "max" else _median(self.runs, n)
+        if kind == "r2":
+            assert self.r2 is not None
+            return self.r2.point()
         s = self._total()
-        if kind == "r2":  # as _r2_fn computes it
-            sy, syy, see = s
-            sst = max(syy - sy * sy / n, 0.0)
-            return 1 - see / sst if sst > 0 else (1.0 if see == 0 else 0.0)
         if kind == "ece":
             return float(np.abs(s[ECE_BINS:] - s[:ECE_BINS]).sum() / n)
         return math.sqrt(s[0] / n) if self.make_fn.__name__ == "_root_mean" else s[0] / n  # type: ignore[union-attr]
@@ -326,7 +335,7 @@ def counted(n_cells: int, fn: CellFn, counts: np.ndarray) -> Cells:
 def needs_sample(ref: MetricRef, k: int) -> bool:
     """Whether ``score`` may bootstrap this metric on a subsample of rows (not on merged cells)."""
     family, name = ref.metric.family, ref.metric.name
-    if is_mean(ref) or name == "median_ae":  # bins of its values, or its order statistics: they merge
+    if is_mean(ref) or name in ("median_ae", "r2"):  # bins of its rows, or its order statistics: they merge
         return False
     return (family in ("proba", "regression") and name != "max_error") or (family == "ranking" and k > 2)
 
