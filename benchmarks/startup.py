@@ -1,61 +1,76 @@
 """Start-up time of the commands a user types most, against `python -c pass` in the same rounds.
 
-`flywheel --version`, `--help` and the commands that only read the store (`runs`, `models`,
-`phase show`, `objective log`, `queue list`) must answer in under 0.5 s: they import the
-metric engine, scikit-learn and pandas only when a command needs them. Each round runs every
-command once, in turn, on a project with a stored run (the wine example, run once first);
-printed: median and range of each, and the median of each over the interpreter's own start.
-Run: ``python benchmarks/startup.py [--rounds 7]``.
+Target (DESIGN.md): `flywheel --version`, `--help` and the commands that only read the store
+(`runs`, `models`, `phase show`, `objective log`, `queue list`) answer in under 0.5 s: they import
+the metric engine, scikit-learn and pandas only when a command needs them. Beside them, the
+library's imports: ``import flywheel`` and the README's first line,
+``from flywheel.metrics import score`` (no target).
+
+Each round runs every command once, end to end as a process of its own, in a turning order, on a
+project with a stored run (the wine example, run once first without its learning curve), with the
+OpenMP/BLAS threads of every process pinned to one. Printed: median and range of each, and of its
+ratio to the interpreter's own start in the same round.
+
+Run: ``python benchmarks/startup.py [--rounds 7] [--json PATH]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-FLYWHEEL = Path(sys.executable).parent / "flywheel"
-COMMANDS = {
-    "python -c pass": [sys.executable, "-c", "pass"],
-    "--version": [str(FLYWHEEL), "--version"],
-    "--help": [str(FLYWHEEL), "--help"],
-    "runs": [str(FLYWHEEL), "runs"],
-    "models": [str(FLYWHEEL), "models"],
-    "phase show": [str(FLYWHEEL), "phase", "show"],
-    "objective log": [str(FLYWHEEL), "objective", "log"],
-    "queue list": [str(FLYWHEEL), "queue", "list"],
-}
+from _harness import Figures, interleave, pinned
+from _projects import FLYWHEEL, ROOT, judge
+
+ANCHOR = "python -c pass"
+TARGET_S = 0.5
+COMMANDS = ["--version", "--help", "runs", "models", "phase show", "objective log", "queue list"]
+IMPORTS = ["import flywheel", "from flywheel.metrics import score"]
+
+
+def _run(command: list[str], cwd: Path) -> None:
+    subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
-    rounds = parser.parse_args().rounds
-    with tempfile.TemporaryDirectory() as tmp:
+    Figures.add_arguments(parser)
+    args = parser.parse_args()
+    figures = Figures("startup", args.json)
+    with tempfile.TemporaryDirectory(prefix="flywheel-startup-bench-") as tmp, pinned(1):
+        from flywheel.pipeline import run
+
         project = Path(tmp) / "wine-grading"
         shutil.copytree(ROOT / "examples" / "wine-grading", project, ignore=shutil.ignore_patterns(".*"))
-        subprocess.run([str(FLYWHEEL), "run", "."], cwd=project, check=True, capture_output=True)
-        times: dict[str, list[float]] = {k: [] for k in COMMANDS}
-        for _ in range(rounds):
-            for name, cmd in COMMANDS.items():
-                start = time.perf_counter()
-                subprocess.run(cmd, cwd=project, check=True, capture_output=True)
-                times[name].append(time.perf_counter() - start)
-    anchor = statistics.median(times["python -c pass"])
-    print(f"start-up, {rounds} interleaved rounds (median, range); target < 0.5 s")
+        run(project, report=False, forecast_curve=False)  # a stored run for the store's commands
+        contenders = {ANCHOR: partial(_run, [sys.executable, "-c", "pass"], project)}
+        for command in COMMANDS:
+            contenders[f"flywheel {command}"] = partial(_run, [FLYWHEEL, *command.split()], project)
+        for code in IMPORTS:
+            contenders[f'python -c "{code}"'] = partial(_run, [sys.executable, "-c", code], project)
+        times = interleave(contenders, args.rounds)
+    print(f"{args.rounds} interleaved rounds, each command a process of its own, threads pinned to 1")
     for name, values in times.items():
-        med = statistics.median(values)
-        verdict = "" if name == "python -c pass" else ("  ok" if med < 0.5 else "  OVER 0.5 s")
-        print(
-            f"{name:>15}: {med:.3f} s ({min(values):.3f}–{max(values):.3f}) = {med / anchor:5.1f}× "
-            f"python -c pass{verdict}"
+        if name == ANCHOR:
+            figures.add(name, values)
+            continue
+        met, note = judge(values, TARGET_S) if name.startswith("flywheel") else (None, None)
+        figures.add(
+            name,
+            values,
+            anchor=ANCHOR,
+            anchor_values=times[ANCHOR],
+            target="< 0.5 s" if name.startswith("flywheel") else None,
+            met=met,
+            note=note,
         )
+    figures.write()
 
 
 if __name__ == "__main__":
