@@ -190,13 +190,18 @@ def serving(*servers: Server) -> Iterator[list[tuple[str, float]]]:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
         for proc in procs:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
+            reap(proc)
+
+
+def reap(proc: subprocess.Popen[str]) -> None:
+    """Wait for a process told to stop (a minute, then kill it) and close its output."""
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 @contextlib.contextmanager

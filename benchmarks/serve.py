@@ -53,6 +53,7 @@ from sklearn.datasets import load_wine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import Figures, pinned
+from _projects import reap
 
 HERE = Path(__file__).resolve().parent
 FLYWHEEL = Path(sys.executable).parent / "flywheel"
@@ -116,13 +117,7 @@ def _start(project: Path, ack: str) -> tuple[subprocess.Popen[str], str]:
 
 def _stop(proc: subprocess.Popen[str]) -> None:
     proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
+    reap(proc)
 
 
 class _Client:
