@@ -25,9 +25,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Figure", "Figures", "interleave", "machine", "pinned", "spread", "timed"]
+__all__ = ["VERDICT", "Figure", "Figures", "interleave", "judge", "machine", "pinned", "spread", "timed"]
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+# How a target came out: within it in every round, in none, or straddling it (noise never decides).
+VERDICT = {True: "met", False: "missed", None: "undecided"}
 
 
 @contextlib.contextmanager
@@ -125,9 +128,7 @@ class Figure:
         if (r := self.ratio()) is not None:
             text += f"  = {_num(r[0])}x {self.anchor} ({_num(r[1])}–{_num(r[2])})"
         if self.target:
-            text += (
-                f"  [target {self.target}: {'met' if self.met else 'missed' if self.met is False else '?'}]"
-            )
+            text += f"  [target {self.target}: {VERDICT[self.met]}]"
         if self.note:
             text += f"  ({self.note})"
         return text
@@ -187,3 +188,14 @@ class Figures:
             "figures": [asdict(f) for f in self.figures],
         }
         self.json_path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+def judge(values: list[float], at_most: float, note: str = "") -> tuple[bool | None, str | None]:
+    """A target (``<= at_most``) judged on every round: met when all of ``values`` are within it,
+    missed when none is, and undecided (None) when the rounds straddle it, which the note says;
+    noise never decides."""
+    if max(values) <= at_most:
+        return True, note or None
+    if min(values) > at_most:
+        return False, note or None
+    return None, f"{note}; the rounds straddle the target: undecided".lstrip("; ")

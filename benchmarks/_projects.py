@@ -232,12 +232,3 @@ def interleave_prepared(
                 before[name]()
             times[name].append(timed(contenders[name]))
     return times
-
-
-def judge(values: list[float], at_most: float, note: str = "") -> tuple[bool, str | None]:
-    """A target judged on the median of ``values`` (``<= at_most``), and the note, which says when
-    the range of ``values`` straddles the target."""
-    met = float(np.median(values)) <= at_most
-    if min(values) <= at_most < max(values):
-        note = f"{note}; the range straddles the target".lstrip("; ")
-    return met, note or None

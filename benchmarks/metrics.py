@@ -13,10 +13,10 @@ Targets (issues 3 and 20):
 How: each figure runs flywheel and its anchor one after the other in every round (the order
 turning), ``--rounds`` rounds, with the OpenMP/BLAS threads of both pinned to one
 (``_harness.pinned``); a ratio is flywheel's time over the anchor's in the same round, printed as
-the median and range over the rounds. A target is judged on the median ratio, and the note says
-when the range straddles it. Where an anchor is scaled from a few timed resamples, the figure
-says so. What the engine approximates (score bins, a binned or m-out-of-n bootstrap) is read from
-the estimates' own notes, not written here.
+the median and range over the rounds. A target is met when every round's ratio is within it,
+missed when none is, and undecided when the rounds straddle it. Where an anchor is scaled from a
+few timed resamples, the figure says so. What the engine approximates (score bins, a binned or
+m-out-of-n bootstrap) is read from the estimates' own notes, not written here.
 
 Run: ``python benchmarks/metrics.py [--rows 10000000] [--classes 10] [--score-rows 1000000]
 [--rounds 5] [--json PATH]``.
@@ -32,7 +32,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from _harness import Figures, interleave, pinned
+from _harness import Figures, interleave, judge, pinned
 from scipy import stats
 from sklearn import metrics as skm
 
@@ -66,14 +66,12 @@ def add(
     scale: float = 1.0,
 ) -> None:
     """A figure from interleaved times (flywheel's, the anchor's times ``scale``), judged on the
-    median ratio against ``at_most``; the note says when the range of ratios straddles it."""
+    ratios against ``at_most``: met when every round's is within, undecided when they straddle it."""
     ours, theirs = times["flywheel"], [t * scale for t in times["anchor"]]
     ratios = [o / a for o, a in zip(ours, theirs, strict=True)]
     met = None
     if at_most is not None:
-        met = statistics.median(ratios) <= at_most
-        if min(ratios) <= at_most < max(ratios):
-            note = f"{note}; the range of ratios straddles the target".lstrip("; ")
+        met, note = judge(ratios, at_most, note)
     figures.add(
         name,
         ours,

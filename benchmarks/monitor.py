@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _harness import Figures, pinned
-from _projects import FLYWHEEL, interleave_prepared, judge, run_measured, trained_project, write_log
+from _harness import Figures, judge, pinned
+from _projects import FLYWHEEL, interleave_prepared, run_measured, trained_project, write_log
 from sklearn.datasets import make_classification
 
 FEATURES = 30

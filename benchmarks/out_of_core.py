@@ -37,8 +37,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from _harness import Figures, interleave, pinned
-from _projects import judge
+from _harness import Figures, interleave, judge, pinned
 
 METRICS = ["accuracy", "f1_macro", "roc_auc", "log_loss"]
 CHUNK = 1_000_000

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _harness import machine
+from _harness import VERDICT, machine
 
 HERE = Path(__file__).resolve().parent
 
@@ -92,7 +92,7 @@ def markdown(results: dict[str, Any]) -> str:
                 ratio = _cell(statistics.median(r), min(r), max(r)) + "×"
             target = ""
             if f.get("target"):
-                target = f"{f['target']}: " + {True: "met", False: "**missed**", None: "?"}[f.get("met")]
+                target = f"{f['target']}: " + (VERDICT | {False: "**missed**"})[f.get("met")]
             name = (f["name"] + (f" ({f['note']})" if f.get("note") else "")).replace("|", "\\|")
             value = _cell(f["median"], f["low"], f["high"], f["unit"])
             lines.append(

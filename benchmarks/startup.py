@@ -24,8 +24,8 @@ import tempfile
 from functools import partial
 from pathlib import Path
 
-from _harness import Figures, interleave, pinned
-from _projects import FLYWHEEL, ROOT, judge
+from _harness import Figures, interleave, judge, pinned
+from _projects import FLYWHEEL, ROOT
 
 ANCHOR = "python -c pass"
 TARGET_S = 0.5

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from _harness import Figures, interleave, pinned
-from _projects import FLYWHEEL, flywheel, judge, served, write_log
+from _harness import Figures, interleave, judge, pinned
+from _projects import FLYWHEEL, flywheel, served, write_log
 from sklearn.datasets import load_digits
 
 TARGET_MS = 300.0
