@@ -25,7 +25,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["VERDICT", "Figure", "Figures", "interleave", "judge", "machine", "pinned", "spread", "timed"]
+__all__ = [
+    "VERDICT",
+    "Figure",
+    "Figures",
+    "interleave",
+    "judge",
+    "judge_interval",
+    "machine",
+    "pinned",
+    "spread",
+    "timed",
+]
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -199,3 +210,9 @@ def judge(values: list[float], at_most: float, note: str = "") -> tuple[bool | N
     if min(values) > at_most:
         return False, note or None
     return None, f"{note}; the rounds straddle the target: undecided".lstrip("; ")
+
+
+def judge_interval(low: float, high: float, at_most: float) -> bool | None:
+    """A target (``<= at_most``) judged on an interval: met when all of it is within, missed when
+    all of it is above, else undecided (None)."""
+    return True if high <= at_most else False if low > at_most else None

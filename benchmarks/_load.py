@@ -9,6 +9,7 @@ import asyncio
 import gc
 import json
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -134,6 +135,21 @@ async def python_step(url: str, body: dict, connections: int, seconds: float) ->
     return Step(connections, len(latencies) / elapsed, float(p50), float(p99), failed)
 
 
+def generator(wanted: str) -> str:
+    """The load generator for ``--generator auto|wrk|python``: wrk where it is installed."""
+    found = shutil.which("wrk") is not None
+    if wanted == "wrk" and not found:
+        raise SystemExit("--generator wrk: wrk is not on the PATH (Debian: apt-get install wrk)")
+    return "wrk" if wanted in ("auto", "wrk") and found else "python"
+
+
+def step(generator: str, url: str, body: dict, body_file: Path, connections: int, seconds: int) -> Step:
+    """One closed-loop step from ``generator`` (see :func:`generator`)."""
+    if generator == "wrk":
+        return wrk_step(url, body_file, connections, seconds)
+    return asyncio.run(python_step(url, body, connections, seconds))
+
+
 async def open_loop(client: Client, rate: float, seconds: float, warmup: float = 0.0) -> list[float]:
     """Send ``rate`` requests/s on a fixed schedule; latency (s) counts from each request's due time.
 
@@ -164,13 +180,12 @@ async def open_loop(client: Client, rate: float, seconds: float, warmup: float =
 
 async def measure(urls: dict[str, str], body: dict, rate: float, seconds: float, rounds: int) -> dict:
     """Interleave the modes in short rounds (rotating their order) so drifts in the machine's load
-    fall on every mode alike; each mode's latencies (ms) per round, and its measured seconds."""
+    fall on every mode alike; each mode's latencies (ms) per round."""
     clients = {mode: Client(url, body) for mode, url in urls.items()}
     for client in clients.values():
         await client.open(16)
         await open_loop(client, rate, 0.0, warmup=1.0)  # connections and caches at this rate
     latencies: dict[str, list[list[float]]] = {mode: [] for mode in urls}
-    walls: dict[str, float] = dict.fromkeys(urls, 0.0)
     modes = list(urls)
     # The generator must not pause either: its heap (this process ran the project) is large,
     # and a full collection (~0.1 s) would show as server latency on every request due meanwhile.
@@ -179,9 +194,7 @@ async def measure(urls: dict[str, str], body: dict, rate: float, seconds: float,
     try:
         for r in range(rounds):
             for mode in modes[r % len(modes) :] + modes[: r % len(modes)]:
-                began = time.perf_counter()
                 latencies[mode].append(await open_loop(clients[mode], rate, seconds / rounds, warmup=0.2))
-                walls[mode] += time.perf_counter() - began - 0.2
     finally:
         gc.enable()
         for client in clients.values():
@@ -189,7 +202,7 @@ async def measure(urls: dict[str, str], body: dict, rate: float, seconds: float,
     for mode, client in clients.items():
         if client.failures:
             print(f"  {mode}: failed requests {client.failures}", file=sys.stderr, flush=True)
-    return {mode: ([np.array(r) * 1000 for r in latencies[mode]], walls[mode]) for mode in urls}
+    return {mode: [np.array(r) * 1000 for r in latencies[mode]] for mode in urls}
 
 
 def p99_difference(mode: list[np.ndarray], anchor: list[np.ndarray], q: float = 99.0) -> tuple[float, ...]:

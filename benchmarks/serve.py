@@ -51,7 +51,7 @@ import numpy as np
 from sklearn.datasets import load_wine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Figures, pinned
+from _harness import Figures, judge_interval, pinned
 from _load import (
     P99_LIMIT_MS,
     PROJECT,
@@ -59,9 +59,9 @@ from _load import (
     commit_times_ms,
     measure,
     p99_difference,
-    python_step,
-    wrk_step,
 )
+from _load import generator as choose_generator
+from _load import step as one_step
 from _projects import reap
 
 FLYWHEEL = Path(sys.executable).parent / "flywheel"
@@ -168,10 +168,7 @@ def _checkpointed(project: Path) -> None:
 
 def _stepper(generator: str, url: str, body: dict, body_file: Path, seconds: int) -> Stepper:
     def step(connections: int) -> Step:
-        if generator == "wrk":
-            taken = wrk_step(url, body_file, connections, seconds)
-        else:
-            taken = asyncio.run(python_step(url, body, connections, seconds))
+        taken = one_step(generator, url, body, body_file, connections, seconds)
         _settled(url)
         return taken
 
@@ -179,13 +176,6 @@ def _stepper(generator: str, url: str, body: dict, body_file: Path, seconds: int
 
 
 # --- latency at a fixed rate: open loop -----------------------------------------------------------
-
-
-def _disk_commit_ms(folder: Path, n: int = 400) -> tuple[float, float]:
-    """p50 and p99 of one-row commits on this disk, alone and unhurried: the floor under what a
-    durable acknowledgement can cost."""
-    p50, p99 = np.percentile(commit_times_ms(folder / "disk-anchor.db", n), [50, 99])
-    return float(p50), float(p99)
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -225,7 +215,7 @@ def _latency(urls: dict[str, str], setup: _Setup, args: argparse.Namespace) -> d
     measured = asyncio.run(
         measure(urls, body, args.rate, args.rate_seconds * args.rounds * 2, args.rounds * 2)
     )
-    out = {mode: per_round for mode, (per_round, _) in measured.items()}
+    out = dict(measured)
     out["disk"] = [commit_times_ms(setup.folder / "disk-anchor.db", 200) for _ in range(args.rounds * 2)]
     return out
 
@@ -304,7 +294,7 @@ def _report_latency(figures: Figures, latency: dict, rate: float) -> None:
     """p99 at the fixed rate with logging off, what each ack mode adds, and one disk commit's p99.
 
     The target is judged on the difference pooled over rounds, with its 95 % interval: met when
-    the whole interval is at most one commit, missed when all of it is above, else undecided (?).
+    the whole interval is at most one commit, missed when all of it is above, else undecided.
     """
     p99 = {mode: [float(np.percentile(r, 99)) for r in latency[mode]] for mode in (*MODES, "disk")}
     disk = float(np.percentile(np.concatenate(latency["disk"]), 99))
@@ -312,7 +302,7 @@ def _report_latency(figures: Figures, latency: dict, rate: float) -> None:
     figures.add("one durable one-row commit on this disk, p99 (servers idle)", p99["disk"], "ms")
     for mode in ("fast", "durable"):
         point, low, high = p99_difference(latency[mode], latency["off"])
-        met = True if high <= disk else False if low > disk else None
+        met = judge_interval(low, high, disk)
         figures.add(
             f"p99 added by logging at {rate:g} req/s, --ack {mode}",
             [a - b for a, b in zip(p99[mode], p99["off"], strict=True)],
@@ -321,13 +311,6 @@ def _report_latency(figures: Figures, latency: dict, rate: float) -> None:
             met=met if mode == "durable" else None,
             note=f"pooled over rounds {point:+.2f} ms, 95 % CI {low:+.2f} to {high:+.2f}",
         )
-
-
-def _generator(wanted: str) -> str:
-    found = shutil.which("wrk") is not None
-    if wanted == "wrk" and not found:
-        raise SystemExit("--generator wrk: wrk is not on the PATH (Debian: apt-get install wrk)")
-    return "wrk" if wanted in ("auto", "wrk") and found else "python"
 
 
 def _method(generator: str, args: argparse.Namespace) -> None:
@@ -358,7 +341,7 @@ def main() -> None:
     parser.add_argument("--generator", choices=("auto", "wrk", "python"), default="auto")
     Figures.add_arguments(parser)
     args = parser.parse_args()
-    generator = _generator(args.generator)
+    generator = choose_generator(args.generator)
     figures = Figures("serve", args.json)
     setup = _setup()
     try:
