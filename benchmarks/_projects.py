@@ -165,6 +165,11 @@ def serving(*servers: Server) -> Iterator[list[tuple[str, float]]]:
     """Start every server at once (each prints ``http://127.0.0.1:PORT`` on its first line) and
     yield, for each, its URL and the seconds from its launch to its first ready answer. Stopped as
     a user stops them (Ctrl-C, all at once), killed if they do not stop."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started in the background by a shell (``make bench &``), this process ignores Ctrl-C and
+        # so would every server it starts: ``python -m http.server`` would then wait out reap's
+        # minute on each stop. A handler of its own is not inherited, so the servers get the default.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.perf_counter()
     procs = [
         subprocess.Popen(s.command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=s.env)

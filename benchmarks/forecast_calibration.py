@@ -1,7 +1,10 @@
 """Calibration of the label forecast on measured learning curves (tests/fixtures/learning_curves.json).
 
 Not a speed benchmark: it measures the forecast's honesty. Target (issue 15): coverage of nominal
-80 % intervals in 75–85 %.
+80 % intervals in 75–85 %. A coverage over n curves has a 95 % interval of its own (Wilson): the
+target is met when all of it lies in the band, missed when none of it does, else undecided. With
+100 curves that interval is about ±8 points, wider than the band, so "undecided" there says the
+curves at hand cannot place the coverage closer, not that it is off.
 
 For each curve the largest ``k`` sizes are held out (k = 1, 2, 3: extrapolating 1.6x, 2.7x and
 4.4x past the largest size fitted), the forecast's blend is fitted on the rest (the library call
@@ -13,12 +16,13 @@ single family (fitted alone, as the forecast chose one before) and to the last m
 blend's errors are added as figures with the last measured value's as their anchor.
 
 The blend costs about a quarter of a second a curve and held-out size (its bootstrap refits every
-family: 75 s for all 100 curves on one core), so the default takes 40 evenly spaced curves and
-spreads them over the machine's cores (``--processes``, one thread each) to fit ``make bench``'s
-20 s on 2 cores; the coverage's note gives its interval at that count, and ``--curves 100`` takes
-all.
+family: 75 s for all 100 curves on one core), so the curves are spread over the machine's cores
+(``--processes``, one thread each). The default takes all 100: fewer (``--curves 40``, evenly
+spaced) is quicker, but a coverage over 40 curves has a Wilson interval of about ±13 points, wide
+enough to read as missed where all 100 curves are within the target; the coverage's note gives its
+interval at the count taken.
 
-Run: ``python benchmarks/forecast_calibration.py [--curves 100] [--processes 2] [--json PATH]``.
+Run: ``python benchmarks/forecast_calibration.py [--curves 40] [--processes 2] [--json PATH]``.
 """
 
 from __future__ import annotations
@@ -79,7 +83,7 @@ def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--curves", type=int, default=40, help="curves taken, evenly spaced (of 100)")
+    parser.add_argument("--curves", type=int, default=100, help="curves taken, evenly spaced (of 100)")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="one thread each")
     Figures.add_arguments(parser)
     args = parser.parse_args()
@@ -113,15 +117,24 @@ def main() -> None:
         coverage = 100 * hits / n
         low, high = wilson(hits, n)
         held = f"{hold} size{'s' if hold > 1 else ''} held out ({np.median([g['factor'] for g in got]):.1f}x)"
+        # A coverage over n curves is a proportion with an interval of its own: met when all of that
+        # interval is within the band, missed when none of it is, else undecided (noise never decides).
+        met = (
+            True
+            if COVERAGE[0] <= low and high <= COVERAGE[1]
+            else False
+            if high < COVERAGE[0] or low > COVERAGE[1]
+            else None
+        )
         note = f"95 % interval {low:.0f}–{high:.0f} %"
-        if low < COVERAGE[0] or high > COVERAGE[1]:
-            note += f" reaches outside {COVERAGE[0]:.0f}–{COVERAGE[1]:.0f} % at {n} curves"
+        if met is None:
+            note += f" reaches outside {COVERAGE[0]:.0f}–{COVERAGE[1]:.0f} % at {n} curves: undecided"
         figures.add(
             f"coverage of nominal 80 % intervals, {held}, {n} curves",
             [coverage],
             "%",
             target="75–85 %",
-            met=COVERAGE[0] <= coverage <= COVERAGE[1],
+            met=met,
             note=note,
         )
         for stat, fn in (("median", np.nanmedian), ("p90", partial(np.nanquantile, q=0.9))):

@@ -152,6 +152,7 @@ def main() -> None:
         target="< 30 s at 1,000,000 rows",
         met=met,
         note=note,
+        judged=full,
     )
     met, note = judge(peaks["whole"], TARGET_MIB) if full else (None, unjudged)
     figures.add(
@@ -163,6 +164,7 @@ def main() -> None:
         target="< 2,048 MiB at 1,000,000 rows",
         met=met,
         note=note,
+        judged=full,
     )
     figures.add(
         "flywheel monitor DIR, nothing new (incremental)",

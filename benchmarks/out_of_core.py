@@ -182,6 +182,7 @@ def main() -> None:
         target="< 2,048 MiB at 100,000,000 rows",
         met=met,
         note=note,
+        judged=full,
     )
     figures.add(
         f"score_dataset peak spill files (temporary folder), {rows}",

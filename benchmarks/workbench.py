@@ -140,10 +140,11 @@ def main() -> None:
     Figures.add_arguments(parser)
     args = parser.parse_args()
     figures = Figures("workbench", args.json)
-    with tempfile.TemporaryDirectory(prefix="flywheel-workbench-bench-") as tmp, pinned(1):
-        project, a, b = _setup(Path(tmp), args.rows)
-        starts = _starts(project, args.start_rounds)
-        times = _pages(project, a, b, args.rounds)
+    with tempfile.TemporaryDirectory(prefix="flywheel-workbench-bench-") as tmp:
+        project, a, b = _setup(Path(tmp), args.rows)  # untimed: the machine's cores are its own
+        with pinned(1):
+            starts = _starts(project, args.start_rounds)
+            times = _pages(project, a, b, args.rounds)
 
     rows = f"{args.rows:,}-row log, 100 runs"
     full = args.rows >= 1_000_000
@@ -168,6 +169,7 @@ def main() -> None:
             target="< 300 ms at 1,000,000 rows",
             met=met,
             note=note,
+            judged=full,
         )
     figures.write()
 

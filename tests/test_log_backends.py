@@ -312,3 +312,43 @@ def test_a_shadow_better_on_traffic_is_promoted_from_either_log(
     finally:
         store.close()
     assert champion is not None and champion["name"] == "tree"
+
+
+def test_the_sqlite_wal_stays_bounded_under_sustained_writes_and_a_reader_only_postpones_it(
+    tmp_path: Path,
+) -> None:
+    """With no checkpoint thread at all (the worst case: it never catches up), the writer truncates
+    the WAL itself once it passes its limit; a reader on an old snapshot makes it wait, not fail,
+    and no row is lost either way."""
+    from flywheel.prediction_log._writer import _Writer
+
+    path = tmp_path / "predictions.db"
+    writer = _Writer(path, 64, None, None)
+    writer.wal_limit = 64 << 10
+    wal = Path(f"{path}-wal")
+
+    def write(i: int) -> None:
+        row = ("p", (f"p{i:04d}", float(i), "m", 1, '{"x": 1.0}', '"a"', None, 1.0))
+        assert writer.write([[row]]) == ""
+
+    sizes = []
+    for i in range(300):
+        write(i)
+        sizes.append(wal.stat().st_size)
+    assert sizes.count(0) >= 3 and max(sizes) <= writer.wal_limit + (32 << 10)
+
+    reader = connect(path)
+    try:
+        reader.execute("BEGIN")
+        assert reader.execute("SELECT count(*) FROM predictions").fetchone()[0] == 300
+        for i in range(300, 400):
+            write(i)  # the truncate is postponed, the writes are not
+        assert wal.stat().st_size > 2 * writer.wal_limit
+    finally:
+        reader.execute("COMMIT")
+        reader.close()
+    writer.wal_retry_at = 0.0  # as if the second it waits had passed
+    write(400)
+    assert wal.stat().st_size == 0
+    writer.conn.close()
+    assert len(read_predictions(path)) == 401

@@ -33,6 +33,7 @@ from flywheel.prediction_log._records import (
     ShadowRecord,
     new_ids,
 )
+from flywheel.prediction_log._shared import serve_shared, shared_writer_script
 from flywheel.prediction_log._writer import (
     ACK,
     FRAME,
@@ -40,7 +41,6 @@ from flywheel.prediction_log._writer import (
     connect,
     main,
     pack_frame,
-    serve_shared,
     short_slice,
     take_frames,
     write_all,
@@ -75,6 +75,7 @@ __all__ = [
     "read_predictions",
     "read_shadow",
     "serve_shared",
+    "shared_writer_script",
     "short_slice",
     "take_frames",
     "write_all",

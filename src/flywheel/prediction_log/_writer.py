@@ -6,11 +6,10 @@ of those hand-backs waits for the switch interval (5 ms). Measured here: a one-r
 0.4 ms alone and 21 ms next to a busy thread. In its own process the writer shares nothing with
 the request path, so a commit costs what the disk costs.
 
-This file is run as a script (``python -I _writer.py IN_FD ACK_FD PATH BATCH ROWS DAYS``, or, as
-the one writer several service workers share, ``python -I _writer.py --listen SOCKET CONTROL_FD
-PATH BATCH ROWS DAYS``: each worker connects to the Unix socket and speaks the same protocol on
-it) and imports the standard library only (psycopg too for a PostgreSQL log, where each worker
-runs a writer of its own): the service's process holds pandas and the model, the writer needs none.
+This file is run as a script (``python -I _writer.py IN_FD ACK_FD PATH BATCH ROWS DAYS``) and
+imports the standard library only (psycopg too for a PostgreSQL log): the service's process holds
+pandas and the model, the writer needs none. The one writer several service workers share is
+``_shared.py``, which speaks the same protocol on a Unix socket.
 
 The protocol, on two pipes:
 
@@ -26,6 +25,11 @@ The protocol, on two pipes:
 
 End of input (the service closed the pipe, or was killed) means: write everything read, apply
 retention, checkpoint, exit. So a killed service loses nothing it had handed over.
+
+The WAL (SQLite) is copied into the database by a thread's PASSIVE checkpoints, which never wait
+for the writer; under sustained load they never reach its end, and the WAL grew for as long as the
+load lasted (every read slower for it). Past ``WAL_LIMIT_BYTES`` the writer truncates it itself,
+between two of its own commits (:meth:`_Writer.bound_wal`).
 """
 
 from __future__ import annotations
@@ -49,10 +53,10 @@ __all__ = [
     "ACK",
     "FRAME",
     "SCHEMA",
+    "WAL_LIMIT_BYTES",
     "connect",
     "main",
     "pack_frame",
-    "serve_shared",
     "short_slice",
     "take_frames",
     "write_all",
@@ -60,6 +64,7 @@ __all__ = [
 ]
 
 FRAME = struct.Struct("<I")
+WAL_LIMIT_BYTES = 64 << 20  # a WAL past this is truncated between two commits
 ACK = struct.Struct("<QQQQQI")
 
 SCHEMA = """
@@ -137,7 +142,11 @@ class _Writer:
         self.retention_days = retention_days
         self.conn = connect(path)
         self.errors: Any = sqlite3.Error
+        self.wal: Path | None = None  # the WAL file, SQLite only
+        self.wal_limit = WAL_LIMIT_BYTES
+        self.wal_retry_at = 0.0
         if isinstance(path, Path):
+            self.wal = Path(f"{path}-wal")
             # A checkpoint (copying the WAL into the database, with an fsync of the database file) would
             # stall the commit that triggers it; a thread of its own runs them instead.
             self.conn.execute("PRAGMA wal_autocheckpoint=0")
@@ -179,7 +188,33 @@ class _Writer:
             self.since_retention += len(predictions)
             if self.since_retention >= 5_000:
                 self.apply_retention()
+            self.bound_wal()
         return error
+
+    def bound_wal(self) -> None:
+        """Truncate the WAL once it is past ``wal_limit`` bytes (SQLite; between commits, so no
+        acknowledgement waits on it but the next one).
+
+        The checkpoint thread's PASSIVE rounds have copied most of the WAL already, so the
+        TRUNCATE left to do is short. A reader still on an old snapshot keeps it from finishing:
+        it waits at most 200 ms for that reader, then gives up for a second (the WAL is intact
+        either way; a checkpoint never loses a committed row)."""
+        if self.wal is None or time.monotonic() < self.wal_retry_at:
+            return
+        try:
+            if self.wal.stat().st_size <= self.wal_limit:
+                return
+        except OSError:  # no WAL file at this moment: nothing to bound
+            return
+        try:
+            self.conn.execute("PRAGMA busy_timeout=200")
+            busy = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        except sqlite3.Error:
+            busy = 1
+        finally:
+            self.conn.execute("PRAGMA busy_timeout=30000")
+        if busy:
+            self.wal_retry_at = time.monotonic() + 1.0
 
     def _reconnect(self) -> None:
         """Open a PostgreSQL connection again once it broke (a restarted server, a dropped network)."""
@@ -336,121 +371,6 @@ def serve(in_fd: int, ack_fd: int, writer: _Writer) -> None:
             select.select([in_fd], [], [])
 
 
-class _Client:
-    """One service worker connected to a shared writer: what it sent, and its own counters."""
-
-    def __init__(self, sock: Any) -> None:
-        self.sock = sock
-        sock.setblocking(False)
-        self.buf = bytearray()
-        self.eof = False
-        self.listening = True
-        self.frames = self.logged = self.feedback = self.commits = self.dropped = 0
-
-    def read(self) -> None:
-        while not self.eof:
-            try:
-                chunk = self.sock.recv(1 << 20)
-            except BlockingIOError:
-                return
-            except OSError:  # reset by a killed worker: what arrived is written all the same
-                chunk = b""
-            self.eof = not chunk
-            self.buf += chunk
-
-    def settle(self, frames: list[Any], error: str) -> None:
-        """Count this client's frames of the transaction just made, and tell it (if it listens)."""
-        self.frames += len(frames)
-        rows = [kind for frame in frames for kind, _ in frame]
-        if error:
-            self.dropped += len(rows)
-        else:
-            self.logged += rows.count("p")
-            self.feedback += rows.count("f")
-            self.commits += 1
-        message = error.encode("utf-8", "replace")
-        ack = ACK.pack(self.frames, self.logged, self.feedback, self.commits, self.dropped, len(message))
-        if self.listening:
-            try:
-                self.sock.setblocking(True)
-                self.sock.sendall(ack + message)
-                self.sock.setblocking(False)
-            except OSError:  # the worker is gone: keep writing what it sent
-                self.listening = False
-
-
-def _take_round(clients: list[_Client], batch: int) -> list[tuple[_Client, list[Any]]]:
-    """Whole frames from each client in turn, up to ``batch`` records in all (at least one frame)."""
-    taken: list[tuple[_Client, list[Any]]] = []
-    records = 0
-    for client in clients:
-        if records >= batch:
-            break
-
-        def enough(frames: list[Any]) -> bool:
-            nonlocal records
-            records += len(frames[-1])
-            return records >= batch
-
-        frames = take_frames(client.buf, enough)
-        if frames:
-            taken.append((client, frames))
-    return taken
-
-
-def serve_shared(listener: Any, control_fd: int, writer: _Writer) -> None:
-    """The writer of several service workers: each connects to ``listener`` (a Unix socket) and
-    sends frames as on the pipe; every round writes what all of them sent in one transaction and
-    acknowledges each its own frames. A worker that goes away has what it sent written all the
-    same. The end of ``control_fd`` (the supervisor stopped, or was killed) closes the listener;
-    the writer exits once every worker has gone."""
-    listener.setblocking(False)
-    clients: list[_Client] = []
-    accepting = True
-    while True:
-        for client in clients:
-            client.read()
-        taken = _take_round(clients, writer.batch)
-        if taken:
-            error = writer.write([f for _, frames in taken for f in frames])
-            for client, frames in taken:
-                client.settle(frames, error)
-            clients = clients[1:] + clients[:1]  # the next round starts with another worker
-            continue
-        # Nothing whole is left: a gone worker's last bytes, if any, are a frame it never finished
-        # sending (so never acknowledged), and it goes.
-        for client in [c for c in clients if c.eof]:
-            clients.remove(client)
-            client.sock.close()
-        if not accepting and not clients:
-            return
-        watched = [c.sock for c in clients if not c.eof] + ([listener, control_fd] if accepting else [])
-        ready, _, _ = select.select(watched, [], [])
-        if listener in ready:
-            with contextlib.suppress(BlockingIOError):
-                clients.append(_Client(listener.accept()[0]))
-        if control_fd in ready and not os.read(control_fd, 1 << 10):
-            accepting = False
-            listener.close()
-
-
-def _serve_listening(args: list[str]) -> int:
-    """``--listen SOCKET CONTROL_FD PATH BATCH ROWS DAYS``: the shared writer of ``serve --workers``."""
-    import socket
-
-    address, control_fd = args[0], int(args[1])
-    writer = _writer_from(args[2:])
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(address)
-    listener.listen(64)
-    try:
-        _run(writer, lambda: serve_shared(listener, control_fd, writer))
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(address)
-    return 0
-
-
 def _writer_from(args: list[str]) -> _Writer:
     """``PATH BATCH ROWS DAYS`` (``-`` for no retention limit) as a writer. PATH ``-`` means the
     PostgreSQL database in ``$FLYWHEEL_LOG_URL`` (in the environment, not on a command line that
@@ -490,14 +410,26 @@ def _maybe(text: str, kind: Callable[[str], Any]) -> Any:
     return None if text == "-" else kind(text)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
+def _writer_process() -> None:
+    """What a writer's process does first (the pipe's writer and the shared one)."""
     # Ctrl-C reaches the whole process group: the service shuts down and closes the pipe, and the
     # writer must live to write what it was sent.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     short_slice()  # a commit is short work that a request waits for: run it when it is due
-    if args[0] == "--listen":
-        return _serve_listening(args[1:])
+
+
+def _exit_with(main: Callable[[], int]) -> None:
+    """Run a writer's ``main`` as a script: its exit code, or its error as one line on stderr."""
+    try:
+        sys.exit(main())
+    except Exception as exc:  # the service reports the writer's end to the requests waiting on it
+        print(f"flywheel log writer: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    _writer_process()
     in_fd, ack_fd = int(args[0]), int(args[1])
     writer = _writer_from(args[2:])
     _run(writer, lambda: serve(in_fd, ack_fd, writer))
@@ -505,8 +437,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as exc:  # the service reports the writer's end to the requests waiting on it
-        print(f"flywheel log writer: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        sys.exit(1)
+    _exit_with(main)

@@ -4,8 +4,8 @@
 Why processes: one Python process answers on one core (the interpreter lock), so a busy service
 on a bigger machine needs several. They accept from the same listening socket (the kernel hands
 each connection to one of them) and each runs the whole app: its own model process, reload
-watcher and counters. What they log goes to one writer they share — the log's writer run with
-``--listen`` on a Unix socket (:func:`flywheel.prediction_log.serve_shared`) — because SQLite takes
+watcher and counters. What they log goes to one writer they share — the log's writer listening
+on a Unix socket (:func:`flywheel.prediction_log.serve_shared`) — because SQLite takes
 one writer at a time: N writers would queue on its lock, each commit paying a busy wait, where one
 writer group-commits everything the N workers sent in one transaction. A PostgreSQL log takes
 concurrent writers, so there each worker keeps the writer a single service has, group-committing
@@ -47,7 +47,7 @@ _RESTARTS = 5  # a worker that dies this many times within a minute stops the se
 
 def _start_writer(log_path: Any, options: Any, folder: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
     """The shared writer, listening on a socket in ``folder``; its control pipe's write end."""
-    from flywheel.prediction_log import writer_script
+    from flywheel.prediction_log import shared_writer_script
 
     address = folder / "writer.sock"
     control_r, control_w = os.pipe()
@@ -57,8 +57,7 @@ def _start_writer(log_path: Any, options: Any, folder: Path) -> tuple[subprocess
             [
                 sys.executable,
                 "-I",
-                writer_script(),
-                "--listen",
+                shared_writer_script(),
                 str(address),
                 str(control_r),
                 str(log_path),
