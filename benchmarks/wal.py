@@ -6,7 +6,7 @@ Target (the log's own promise, ``prediction_log/_writer.py``): the SQLite WAL st
 What a service at capacity does to its log, without the service: the log's writer
 (``_Writer``, as the writer process runs it, with its PASSIVE checkpoint thread) commits 32-row
 groups of prediction rows as fast as it can for ``--seconds``. Its anchor is the same writer with
-the bound switched off (the writer before it had one): the checkpoint thread alone, which never
+the bound switched off (the writer before had none): the checkpoint thread alone, which never
 waits for the writer and so never reaches the WAL's end while commits keep coming. Interleaved
 rounds, each a fresh log; printed per side: the WAL's largest size (sampled every 50 commits) and
 the rows/s written, each with the per-round ratio to the anchor.
@@ -50,6 +50,7 @@ def one_run(folder: Path, seconds: float, bounded: bool) -> tuple[float, float]:
             ]
             if error := writer.write(frames):
                 raise SystemExit(f"the writer failed: {error}")
+            writer.bound_wal()  # as the writer's loop does, after acknowledging
             commits += 1
             if commits % 50 == 0:
                 largest = max(largest, wal.stat().st_size)

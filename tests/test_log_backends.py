@@ -327,9 +327,10 @@ def test_the_sqlite_wal_stays_bounded_under_sustained_writes_and_a_reader_only_p
     writer.wal_limit = 64 << 10
     wal = Path(f"{path}-wal")
 
-    def write(i: int) -> None:
+    def write(i: int) -> None:  # as the writer's loop does: commit, acknowledge, then bound
         row = ("p", (f"p{i:04d}", float(i), "m", 1, '{"x": 1.0}', '"a"', None, 1.0))
         assert writer.write([[row]]) == ""
+        writer.bound_wal()
 
     sizes = []
     for i in range(300):

@@ -17,7 +17,13 @@ import httpx
 import pytest
 
 from flywheel.pipeline import promote, run
-from flywheel.prediction_log import PostgresLog, connect, read_feedback, writer_script
+from flywheel.prediction_log import (
+    PostgresLog,
+    connect,
+    read_feedback,
+    shared_writer_script,
+    writer_script,
+)
 from flywheel.project import load_project
 from flywheel.registry import log_location
 from helpers import write_project
@@ -80,7 +86,7 @@ def _writers(log: Any) -> list[int]:
         if isinstance(log, PostgresLog):
             if writer_script().encode() in args and f"FLYWHEEL_LOG_SHOWN={log.shown}".encode() in env:
                 found.append(int(entry.name))
-        elif b"--listen" in args and str(log).encode() in args:
+        elif shared_writer_script().encode() in args and str(log).encode() in args:
             found.append(int(entry.name))
     return found
 

@@ -110,6 +110,7 @@ def serve_shared(listener: Any, control_fd: int, writer: _Writer) -> None:
             error = writer.write([f for _, frames in taken for f in frames])
             for client, frames in taken:
                 client.settle(frames, error)
+            writer.bound_wal()  # after the acknowledgements: no answer waits on it
             clients = clients[1:] + clients[:1]  # the next round starts with another worker
             continue
         # Nothing whole is left: a gone worker's last bytes, if any, are a frame it never finished

@@ -188,16 +188,15 @@ class _Writer:
             self.since_retention += len(predictions)
             if self.since_retention >= 5_000:
                 self.apply_retention()
-            self.bound_wal()
         return error
 
     def bound_wal(self) -> None:
-        """Truncate the WAL once it is past ``wal_limit`` bytes (SQLite; between commits, so no
-        acknowledgement waits on it but the next one).
+        """Truncate the WAL once it is past ``wal_limit`` bytes (SQLite). Called after a round's
+        acknowledgements are sent, so no answer waits on it; the next round's commit does.
 
         The checkpoint thread's PASSIVE rounds have copied most of the WAL already, so the
         TRUNCATE left to do is short. A reader still on an old snapshot keeps it from finishing:
-        it waits at most 200 ms for that reader, then gives up for a second (the WAL is intact
+        it waits at most 10 ms for that reader, then gives up for a second (the WAL is intact
         either way; a checkpoint never loses a committed row)."""
         if self.wal is None or time.monotonic() < self.wal_retry_at:
             return
@@ -207,7 +206,7 @@ class _Writer:
         except OSError:  # no WAL file at this moment: nothing to bound
             return
         try:
-            self.conn.execute("PRAGMA busy_timeout=200")
+            self.conn.execute("PRAGMA busy_timeout=10")
             busy = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         except sqlite3.Error:
             busy = 1
@@ -365,6 +364,7 @@ def serve(in_fd: int, ack_fd: int, writer: _Writer) -> None:
                     write_all(ack_fd, ack)
                 except OSError:  # the service is gone: keep writing what it sent
                     listening = False
+            writer.bound_wal()
         elif eof:
             return
         else:
