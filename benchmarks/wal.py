@@ -18,31 +18,31 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from _harness import Figures, judge
 
-from flywheel.prediction_log._writer import WAL_LIMIT_BYTES, _checkpoints, _Writer
+from flywheel.prediction_log._writer import WAL_LIMIT_BYTES, _run, _Writer
 
 GROUP = 32  # rows a commit: a service's group commit under load
 SLACK = 8 << 20  # what one round of commits may add past the limit before the truncate runs
 
 
 def one_run(folder: Path, seconds: float, bounded: bool) -> tuple[float, float]:
-    """(largest WAL in MiB, rows/s) for ``seconds`` of back-to-back 32-row commits."""
+    """(largest WAL in MiB, rows/s) for ``seconds`` of back-to-back 32-row commits, run as the
+    writer process runs them (``_run``: its checkpoint thread beside, its connection closed after)."""
     path = folder / f"log-{time.monotonic_ns()}.db"
     writer = _Writer(path, GROUP, None, None)
     if not bounded:
         writer.wal_limit = 1 << 62  # never reached: the checkpoint thread alone
-    stop = threading.Event()
-    checkpointer = threading.Thread(target=_checkpoints, args=(path, stop), daemon=True)
-    checkpointer.start()
     wal = Path(f"{path}-wal")
     largest = commits = 0
-    began = time.perf_counter()
-    try:
+    rate = 0.0
+
+    def commit_for(seconds: float) -> None:
+        nonlocal largest, commits, rate
+        began = time.perf_counter()
         while time.perf_counter() - began < seconds:
             frames = [
                 [("p", (f"{commits}-{k}", time.time(), "m", 1, f'{{"x": {k}}}', '"a"', None, 1.0))]
@@ -55,10 +55,8 @@ def one_run(folder: Path, seconds: float, bounded: bool) -> tuple[float, float]:
             if commits % 50 == 0:
                 largest = max(largest, wal.stat().st_size)
         rate = commits * GROUP / (time.perf_counter() - began)
-    finally:
-        stop.set()
-        checkpointer.join(60)
-        writer.conn.close()
+
+    _run(writer, lambda: commit_for(seconds))
     for leftover in folder.glob(f"{path.name}*"):
         leftover.unlink()
     return largest / 2**20, rate
